@@ -1,0 +1,67 @@
+/**
+ * The automatic prune timer: a chain of unref'd timeouts, so it never keeps
+ * a process alive, started on first use and restarted after every prune.
+ *
+ * @module
+ */
+import { clearTimeout, setTimeout } from "node:timers";
+
+/** Schedules prunes one after another; see {@linkcode createPruner}. */
+export interface Pruner {
+  /** Starts the chain if it is not running yet (idempotent). */
+  start(): void;
+  /** Runs a prune now (joining one already in flight), then restarts the chain. */
+  pruneNow(): Promise<number>;
+  /** Stops the chain for good and waits for a prune in flight to end. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Makes a prune timer around `prune`.
+ *
+ * @param prune Deletes expired sessions; resolves to the count deleted.
+ * @param nextDelay The delay in milliseconds before the next automatic
+ * prune, or `false` for no automatic pruning.
+ * @param onError Told of an automatic prune that failed; the chain goes on.
+ */
+export function createPruner(
+  prune: () => Promise<number>,
+  nextDelay: () => number | false,
+  onError: (error: unknown) => void,
+): Pruner {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let inFlight: Promise<number> | undefined;
+  let stopped = false;
+
+  const schedule = () => {
+    if (stopped || timer !== undefined) return;
+    const delay = nextDelay();
+    if (delay === false) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      pruneNow().catch(onError);
+    }, delay);
+    timer.unref();
+  };
+
+  const pruneNow = (): Promise<number> => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    inFlight ??= prune().finally(() => {
+      inFlight = undefined;
+      schedule();
+    });
+    return inFlight;
+  };
+
+  return {
+    start: schedule,
+    pruneNow,
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      await inFlight?.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,288 @@
+/**
+ * The Store class: each method checks its input, runs one query and settles.
+ * SQL lives in `queries.ts`, expiry in `expiry.ts`, options in `options.ts`.
+ *
+ * @module
+ */
+import type { SessionData, Store } from "express-session";
+import type {
+  Callback,
+  PostgresSql,
+  PostgresStoreClass,
+  PostgresStoreOptions,
+  StoredSession,
+} from "./types.ts";
+import { parseOptions, type StoreConfig } from "./options.ts";
+import { createQueries, type Queries } from "./queries.ts";
+import { expireSeconds, nowSeconds } from "./expiry.ts";
+import { createPruner, type Pruner } from "./pruner.ts";
+import { openConnection } from "./connection.ts";
+import { settle } from "./settle.ts";
+
+/** Rows deleted per prune statement: short transactions, bounded WAL bursts. */
+export const PRUNE_BATCH_SIZE = 1000;
+/** The longest delay a timer accepts (Node turns longer ones into 1 ms). */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+function closedError(): Error {
+  return new Error("connect-postgres-simple: the store is closed");
+}
+
+function checkSid(sid: unknown): asserts sid is string {
+  if (typeof sid !== "string") {
+    throw new TypeError(
+      `connect-postgres-simple: session id must be a string, got ${
+        sid === null ? "null" : typeof sid
+      }`,
+    );
+  }
+  if (sid.includes("\0")) {
+    throw new TypeError(
+      "connect-postgres-simple: session id must not contain a NUL character",
+    );
+  }
+}
+
+function serialize(session: unknown): string {
+  if (
+    typeof session !== "object" || session === null || Array.isArray(session)
+  ) {
+    throw new TypeError(
+      `connect-postgres-simple: session must be an object, got ${
+        session === null
+          ? "null"
+          : Array.isArray(session)
+          ? "an array"
+          : typeof session
+      }`,
+    );
+  }
+  try {
+    return JSON.stringify(session);
+  } catch (error) {
+    throw new TypeError(
+      `connect-postgres-simple: session cannot be stored as JSON: ${
+        (error as Error).message
+      }`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Reads a stored session. A session stored as a JSON string (double-encoded)
+ * is decoded once more, as connect-pg-simple does; `undefined` when that
+ * fails, meaning the row is unreadable.
+ */
+function parseSession(json: string): SessionData | undefined {
+  const value = JSON.parse(json);
+  if (typeof value !== "string") return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes the store class on top of express-session's `Store`.
+ *
+ * @param Base express-session's `Store` class.
+ */
+export function createStoreClass(Base: typeof Store): PostgresStoreClass {
+  class PostgresStore extends Base {
+    /** Lifetime in seconds of sessions whose cookie has no expiry. */
+    ttl: number | undefined;
+    readonly #config: StoreConfig;
+    readonly #sql: PostgresSql;
+    readonly #ownsSql: boolean;
+    readonly #queries: Queries;
+    readonly #pruner: Pruner;
+    #tableReady: boolean;
+    #tableCreation: Promise<void> | undefined;
+    #closed = false;
+    #closing: Promise<void> | undefined;
+
+    constructor(options?: PostgresStoreOptions) {
+      const config = parseOptions(options, (message) => console.warn(message));
+      super();
+      this.#config = config;
+      this.ttl = config.ttl;
+      this.#ownsSql = config.postgres === undefined;
+      this.#sql = config.postgres ?? openConnection();
+      this.#queries = createQueries(this.#sql, config.names);
+      this.#tableReady = !config.createTableIfMissing;
+      this.#pruner = createPruner(
+        () => this.#pruneExpired(),
+        () => this.#nextPruneDelay(),
+        (error) => config.errorLog("Failed to prune sessions:", error),
+      );
+    }
+
+    override get(
+      sid: string,
+      callback?: Callback<SessionData | null>,
+    ): Promise<unknown> {
+      return settle(this.#get(sid), callback);
+    }
+
+    override set(
+      sid: string,
+      session: SessionData,
+      callback?: Callback<void>,
+    ): Promise<void> {
+      return settle(this.#set(sid, session), callback);
+    }
+
+    override destroy(sid: string, callback?: Callback<void>): Promise<void> {
+      return settle(this.#destroy(sid), callback);
+    }
+
+    override touch(
+      sid: string,
+      session: SessionData,
+      callback?: Callback<void>,
+    ): Promise<void> {
+      return settle(this.#touch(sid, session), callback);
+    }
+
+    override all(callback?: Callback<StoredSession[]>): Promise<unknown> {
+      return settle(this.#all(), callback);
+    }
+
+    ids(callback?: Callback<string[]>): Promise<unknown> {
+      return settle(this.#ids(), callback);
+    }
+
+    override length(callback?: Callback<number>): Promise<unknown> {
+      return settle(this.#length(), callback);
+    }
+
+    override clear(callback?: Callback<void>): Promise<void> {
+      return settle(this.#clear(), callback);
+    }
+
+    pruneSessions(callback?: Callback<number>): Promise<unknown> {
+      const work = this.#closed
+        ? Promise.reject(closedError())
+        : this.#pruner.pruneNow();
+      return settle(work, callback);
+    }
+
+    close(): Promise<void> {
+      this.#closing ??= (async () => {
+        this.#closed = true;
+        await this.#pruner.stop();
+        if (this.#ownsSql) await this.#sql.end({ timeout: 5 });
+      })();
+      return this.#closing;
+    }
+
+    async #get(sid: string): Promise<SessionData | null> {
+      checkSid(sid);
+      const queries = await this.#use();
+      const json = await queries.get(sid, nowSeconds());
+      if (json === null) return null;
+      const session = parseSession(json);
+      if (session !== undefined) return session;
+      await queries.destroy(sid);
+      return null;
+    }
+
+    async #set(sid: string, session: SessionData): Promise<void> {
+      checkSid(sid);
+      const json = serialize(session);
+      const expire = expireSeconds(session, this.ttl, Date.now());
+      await (await this.#use()).set(sid, json, expire);
+    }
+
+    async #destroy(sid: string): Promise<void> {
+      checkSid(sid);
+      await (await this.#use()).destroy(sid);
+    }
+
+    async #touch(sid: string, session: SessionData): Promise<void> {
+      checkSid(sid);
+      if (this.#config.disableTouch) {
+        if (this.#closed) throw closedError();
+        this.#pruner.start();
+        return;
+      }
+      const now = Date.now();
+      const expire = expireSeconds(session, this.ttl, now);
+      const queries = await this.#use();
+      await queries.touch(
+        sid,
+        expire,
+        nowSeconds(now),
+        this.#config.touchAfterSeconds,
+      );
+    }
+
+    async #all(): Promise<StoredSession[]> {
+      const rows = await (await this.#use()).all(nowSeconds());
+      const sessions: StoredSession[] = [];
+      for (const [id, json] of rows) {
+        const session = parseSession(json);
+        if (session !== undefined) sessions.push({ ...session, id });
+      }
+      return sessions;
+    }
+
+    async #ids(): Promise<string[]> {
+      return await (await this.#use()).ids(nowSeconds());
+    }
+
+    async #length(): Promise<number> {
+      return await (await this.#use()).length(nowSeconds());
+    }
+
+    async #clear(): Promise<void> {
+      await (await this.#use()).clear();
+    }
+
+    /** Every call passes here: refuse when closed, start pruning, make the table once. */
+    async #use(): Promise<Queries> {
+      if (this.#closed) throw closedError();
+      this.#pruner.start();
+      if (!this.#tableReady) await this.#ensureTable();
+      return this.#queries;
+    }
+
+    #ensureTable(): Promise<void> {
+      this.#tableCreation ??= (async () => {
+        const queries = this.#queries;
+        if (!(await queries.tableExists())) await queries.createTable();
+        this.#tableReady = true;
+      })().catch((error) => {
+        this.#tableCreation = undefined;
+        throw error;
+      });
+      return this.#tableCreation;
+    }
+
+    async #pruneExpired(): Promise<number> {
+      if (!this.#tableReady) await this.#ensureTable();
+      const now = nowSeconds();
+      let deleted = 0;
+      while (!this.#closed) {
+        const count = await this.#queries.pruneBatch(now, PRUNE_BATCH_SIZE);
+        if (count === null) break;
+        deleted += count;
+        if (count < PRUNE_BATCH_SIZE) break;
+      }
+      return deleted;
+    }
+
+    #nextPruneDelay(): number | false {
+      const interval = this.#config.pruneIntervalMs;
+      if (interval === false) return false;
+      const delay = this.#config.pruneDelay(interval);
+      if (typeof delay !== "number" || !Number.isFinite(delay) || delay < 0) {
+        return Math.min(interval, MAX_TIMER_DELAY_MS);
+      }
+      return Math.min(delay, MAX_TIMER_DELAY_MS);
+    }
+  }
+  return PostgresStore as unknown as PostgresStoreClass;
+}

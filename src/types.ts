@@ -1,0 +1,152 @@
+/**
+ * The public types: the options a store takes and the store it makes.
+ *
+ * @module
+ */
+import type { SessionData, Store } from "express-session";
+import type { Sql } from "postgres";
+
+/** A Node-style callback: `callback(error)` or `callback(null, result)`. */
+export type Callback<T> = (error: Error | null, result?: T) => void;
+
+/**
+ * Picks the delay before the next automatic prune.
+ *
+ * @param delayMs The configured interval, in milliseconds.
+ * @returns The delay to wait, in milliseconds.
+ */
+export type PruneDelayRandomizer = (delayMs: number) => number;
+
+/**
+ * Where background errors go; called as `errorLog(message, error)`, like
+ * `console.error`.
+ */
+export type ErrorLog = (message: string, ...details: unknown[]) => void;
+
+/** A postgres.js `sql` instance, whatever custom types it was set up with. */
+// deno-lint-ignore no-explicit-any
+export type PostgresSql = Sql<any>;
+
+/** The options of {@linkcode PostgresStore}; every one is optional. */
+export interface PostgresStoreOptions {
+  /**
+   * The postgres.js `sql` to run queries on. When left out, the store opens
+   * its own from `DATABASE_URL` (else the `PG*` variables), and `close()`
+   * ends it; a `sql` passed in here is never ended by the store.
+   */
+  postgres?: PostgresSql;
+  /**
+   * Lifetime in seconds of a session whose cookie has no expiry
+   * (default 86400, one day). A cookie `maxAge` or `expires` always wins.
+   */
+  ttl?: number;
+  /** Create the schema and table on first use when they are missing (default `false`). */
+  createTableIfMissing?: boolean;
+  /** Make `touch` a no-op that never writes (default `false`). */
+  disableTouch?: boolean;
+  /** The schema of the table (default: none, so the connection's `search_path`). */
+  schemaName?: string;
+  /** The table's name (default `"session"`); one name, dots included. */
+  tableName?: string;
+  /**
+   * Seconds between automatic prunes of expired sessions (default 60), or
+   * `false` to never prune automatically.
+   */
+  pruneSessionInterval?: number | false;
+  /**
+   * Spreads each prune delay: by default over 50–150 % of the interval, so
+   * that many instances do not prune together. `false` uses the interval
+   * as it is; a function picks the delay itself.
+   */
+  pruneSessionRandomizedInterval?: false | PruneDelayRandomizer;
+  /** Where background errors go (default `console.error`). */
+  errorLog?: ErrorLog;
+  /**
+   * Seconds: a `touch` that would move a session's expiry by less than this
+   * writes nothing (default 0, every touch writes).
+   */
+  touchAfter?: number;
+}
+
+/** A stored session as `all()` returns it: the session plus its `id`. */
+export type StoredSession = SessionData & { id: string };
+
+/**
+ * The session store: an express-session `Store` on PostgreSQL.
+ *
+ * Every method takes an optional Node-style callback and returns a promise.
+ * With a callback, errors go to the callback only and the promise resolves
+ * once it has been called; without one, the promise carries the result or
+ * the error. A failed call never surfaces as an unhandled rejection.
+ */
+export interface PostgresStore extends Store {
+  /** Lifetime in seconds of sessions whose cookie has no expiry (read at each write). */
+  ttl: number | undefined;
+
+  /** Resolves to the unexpired session with this id, or `null`. */
+  get(sid: string): Promise<SessionData | null>;
+  /** Calls back with the unexpired session with this id, or `null`. */
+  get(sid: string, callback: Callback<SessionData | null>): Promise<void>;
+
+  /** Inserts or replaces the session with this id. */
+  set(sid: string, session: SessionData): Promise<void>;
+  /** Inserts or replaces the session with this id, then calls back. */
+  set(
+    sid: string,
+    session: SessionData,
+    callback: Callback<void>,
+  ): Promise<void>;
+
+  /** Deletes the session with this id (no error when there is none). */
+  destroy(sid: string, callback?: Callback<void>): Promise<void>;
+
+  /** Moves the expiry of an existing, unexpired session; never rewrites its data. */
+  touch(
+    sid: string,
+    session: SessionData,
+    callback?: Callback<void>,
+  ): Promise<void>;
+
+  /** Resolves to every unexpired session, each with its `id`. */
+  all(): Promise<StoredSession[]>;
+  /** Calls back with every unexpired session, each with its `id`. */
+  all(callback: Callback<StoredSession[]>): Promise<void>;
+
+  /** Resolves to the ids of every unexpired session. */
+  ids(): Promise<string[]>;
+  /** Calls back with the ids of every unexpired session. */
+  ids(callback: Callback<string[]>): Promise<void>;
+
+  /** Resolves to the number of unexpired sessions. */
+  length(): Promise<number>;
+  /** Calls back with the number of unexpired sessions. */
+  length(callback: Callback<number>): Promise<void>;
+
+  /** Deletes every session, expired or not. */
+  clear(callback?: Callback<void>): Promise<void>;
+
+  /**
+   * Deletes expired sessions now and restarts the prune timer. Resolves to
+   * the number deleted (0 when another instance is pruning the table).
+   */
+  pruneSessions(): Promise<number>;
+  /** Deletes expired sessions now, then calls back with the number deleted. */
+  pruneSessions(callback: Callback<number>): Promise<void>;
+
+  /**
+   * Stops pruning (waiting for a prune in flight) and ends the connection if
+   * the store opened it. Later calls fail with a "store is closed" error.
+   */
+  close(): Promise<void>;
+}
+
+/** The class {@linkcode connectPostgresSimple} returns. */
+export interface PostgresStoreClass {
+  /** Makes a store; throws a `TypeError` naming any option that is wrong. */
+  new (options?: PostgresStoreOptions): PostgresStore;
+}
+
+/** The express-session module, or anything that carries its `Store` class. */
+export type SessionModule =
+  | { Store: typeof Store }
+  | { session: { Store: typeof Store } };
