@@ -215,7 +215,7 @@ async function launch(
         "-c",
         "full_page_writes=off",
       ],
-      ...o.ids,
+      ...runAs(o.ids),
       stdin: "null",
       stdout: "null",
       stderr: "piped",
@@ -295,6 +295,16 @@ async function forceStop(
   clearTimeout(timer);
 }
 
+/**
+ * Command options that run a child as the postgres user (when root), from "/": the caller's
+ * working directory may be closed to that user, which would make the spawn itself fail.
+ */
+function runAs(
+  ids: Ids | undefined,
+): { uid?: number; gid?: number; cwd?: string } {
+  return ids ? { ...ids, cwd: "/" } : {};
+}
+
 /** Send a signal, ignoring a process that has already exited. */
 function signal(child: Deno.ChildProcess, sig: Deno.Signal): void {
   try {
@@ -357,7 +367,7 @@ async function prepareDataDir(
     await Deno.chown(dataDir, ids.uid, ids.gid);
     const probe = await new Deno.Command("test", {
       args: ["-w", dataDir, "-a", "-x", dataDir],
-      ...ids,
+      ...runAs(ids),
     }).output();
     if (!probe.success) {
       throw new Error(
@@ -381,7 +391,7 @@ async function prepareDataDir(
         "--locale=C",
         "--no-sync",
       ],
-      ...ids,
+      ...runAs(ids),
       stdin: "null",
     }).output();
     if (!result.success) {
@@ -441,7 +451,7 @@ async function reachableBinDir(bins: Binaries, ids: Ids): Promise<string> {
   const canRun = async (binDir: string): Promise<boolean> =>
     (await new Deno.Command("test", {
       args: ["-x", join(binDir, "postgres")],
-      ...ids,
+      ...runAs(ids),
     }).output())
       .success;
   if (await canRun(bins.binDir)) return bins.binDir;
