@@ -5,7 +5,7 @@
  */
 
 /** PostgreSQL's longest identifier, in bytes (NAMEDATALEN - 1). */
-const MAX_IDENTIFIER_BYTES = 63;
+export const MAX_IDENTIFIER_BYTES = 63;
 
 /** The names one session table is known by. */
 export interface TableNames {

@@ -10,7 +10,11 @@ import type {
   PostgresStoreOptions,
   PruneDelayRandomizer,
 } from "./types.ts";
-import { resolveTableNames, type TableNames } from "./names.ts";
+import {
+  MAX_IDENTIFIER_BYTES,
+  resolveTableNames,
+  type TableNames,
+} from "./names.ts";
 
 /** connect-pg-simple's default lifetime of a session without cookie expiry. */
 export const DEFAULT_TTL_SECONDS = 86400;
@@ -85,6 +89,14 @@ function optionalName(
   if (value === undefined) return undefined;
   if (typeof value !== "string" || value === "" || value.includes("\0")) {
     fail(key, "a non-empty string without NUL characters", value);
+  }
+  // PostgreSQL would silently cut a longer name, so two names could meet.
+  if (new TextEncoder().encode(value).length > MAX_IDENTIFIER_BYTES) {
+    fail(
+      key,
+      `at most ${MAX_IDENTIFIER_BYTES} bytes long (PostgreSQL's limit)`,
+      value,
+    );
   }
   return value;
 }

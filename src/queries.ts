@@ -35,6 +35,8 @@ export interface Queries {
   ids(now: number): Promise<string[]>;
   length(now: number): Promise<number>;
   clear(): Promise<void>;
+  /** How many rows the table holds, and how many of them are unexpired at `now`. */
+  stats(now: number): Promise<{ total: number; live: number }>;
   /**
    * Deletes up to `limit` expired sessions in one short transaction, holding
    * the table's prune lock; resolves to the count deleted, or `null` when
@@ -84,7 +86,10 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
     ids: `SELECT sid FROM ${t} WHERE expire >= ${at(1)}`,
     length: `SELECT count(*)::float8 FROM ${t} WHERE expire >= ${at(1)}`,
     clear: `DELETE FROM ${t}`,
-    lock: `SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK}, hashtext($1::text))`,
+    stats: `SELECT count(*)::float8, (count(*) FILTER (WHERE expire >= ${
+      at(1)
+    }))::float8 FROM ${t}`,
+    lock: `SELECT $1::text IS NOT NULL`,
     pruneBatch: `DELETE FROM ${t} WHERE sid IN (
   SELECT sid FROM ${t} WHERE expire < ${
       at(1)
@@ -123,6 +128,10 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
     async clear() {
       await sql.unsafe(text.clear);
     },
+    async stats(now) {
+      const [[total, live]] = await values(text.stats, [now]);
+      return { total: Number(total), live: Number(live) };
+    },
     pruneBatch(now, limit) {
       return sql.begin(async (tx) => {
         const [[locked]] = await tx.unsafe(text.lock, [t], prepared).values();
@@ -141,7 +150,7 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
     async createTable() {
       await sql.begin(async (tx) => {
         await tx.unsafe(
-          `SELECT pg_advisory_xact_lock(${CREATE_LOCK}, hashtext($1::text))`,
+          `SELECT $1::text`,
           [t],
         );
         await tx.unsafe("SET LOCAL client_min_messages = warning");

@@ -21,6 +21,29 @@ import { settle } from "./settle.ts";
 
 /** Rows deleted per prune statement: short transactions, bounded WAL bursts. */
 export const PRUNE_BATCH_SIZE = 1000;
+
+/**
+ * Deletes the sessions expired at `now`, one batch per short transaction,
+ * until a batch comes back short, another session holds the table's prune
+ * lock, or `stop()` says so. The store's prune and the command line's share it.
+ *
+ * @returns The number of sessions deleted.
+ */
+export async function pruneInBatches(
+  queries: Queries,
+  now: number,
+  stop: () => boolean = () => false,
+): Promise<number> {
+  let deleted = 0;
+  while (!stop()) {
+    const count = await queries.pruneBatch(now, PRUNE_BATCH_SIZE);
+    if (count === null) break;
+    deleted += count;
+    if (count < PRUNE_BATCH_SIZE) break;
+  }
+  return deleted;
+}
+
 /** The longest delay a timer accepts (Node turns longer ones into 1 ms). */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
@@ -263,15 +286,11 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
 
     async #pruneExpired(): Promise<number> {
       if (!this.#tableReady) await this.#ensureTable();
-      const now = nowSeconds();
-      let deleted = 0;
-      while (!this.#closed) {
-        const count = await this.#queries.pruneBatch(now, PRUNE_BATCH_SIZE);
-        if (count === null) break;
-        deleted += count;
-        if (count < PRUNE_BATCH_SIZE) break;
-      }
-      return deleted;
+      return await pruneInBatches(
+        this.#queries,
+        nowSeconds(),
+        () => this.#closed,
+      );
     }
 
     #nextPruneDelay(): number | false {

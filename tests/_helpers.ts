@@ -16,6 +16,9 @@ import connectPostgresSimple, {
   type PostgresStoreOptions,
 } from "../mod.ts";
 
+export { connectPostgresSimple };
+export type { PostgresSql, PostgresStore, PostgresStoreOptions };
+
 /** The server under test; `deno task test` starts one when none is given. */
 export const DATABASE_URL: string = (() => {
   const url = process.env.DATABASE_URL;
