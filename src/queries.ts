@@ -89,7 +89,7 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
     stats: `SELECT count(*)::float8, (count(*) FILTER (WHERE expire >= ${
       at(1)
     }))::float8 FROM ${t}`,
-    lock: `SELECT $1::text IS NOT NULL`,
+    lock: `SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK}, hashtext($1::text))`,
     pruneBatch: `DELETE FROM ${t} WHERE sid IN (
   SELECT sid FROM ${t} WHERE expire < ${
       at(1)
@@ -150,7 +150,7 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
     async createTable() {
       await sql.begin(async (tx) => {
         await tx.unsafe(
-          `SELECT $1::text`,
+          `SELECT pg_advisory_xact_lock(${CREATE_LOCK}, hashtext($1::text))`,
           [t],
         );
         await tx.unsafe("SET LOCAL client_min_messages = warning");
