@@ -1,0 +1,21 @@
+/**
+ * The demo on Deno: an Express app (`npm:express`, `npm:express-session`)
+ * whose sessions live in PostgreSQL through this store.
+ *
+ * ```sh
+ * deno task demo [--port N] [--host HOST] [--schema NAME]
+ * ```
+ *
+ * `deno task demo` starts a PostgreSQL (kept in `.tmp/demo-pg`, so sessions
+ * survive a restart) when `DATABASE_URL` is unset. The app itself is in
+ * `scripts/demo/`; the same code runs on Node with `deno task demo:node`.
+ *
+ * @module
+ */
+import process from "node:process";
+import connectPostgresSimple from "../mod.ts";
+import { runDemo } from "./demo/run.ts";
+
+if (import.meta.main) {
+  process.exit(await runDemo(connectPostgresSimple, Deno.args));
+}
