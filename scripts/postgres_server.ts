@@ -107,7 +107,7 @@ const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
   SIGTERM: 15,
 };
 
-/** Servers started by this process and not stopped yet, each with a way to signal it at exit. */
+/** Servers started by this process and not stopped yet, each with its cleanup at exit. */
 const running = new Map<PostgresServer, () => void>();
 /** Servers whose signals this module handles. */
 const handled = new Set<PostgresServer>();
@@ -279,8 +279,18 @@ async function launch(
       return stopping;
     },
   };
-  // Last resort at process exit: ask the server to stop, without waiting.
-  running.set(server, () => exited || signal(child, "SIGINT"));
+  // Last resort at process exit, which cannot wait: immediate shutdown (SIGQUIT writes no
+  // checkpoint), and the temporary directory removed under it.
+  running.set(server, () => {
+    if (!exited) signal(child, "SIGQUIT");
+    if (o.root) {
+      try {
+        Deno.removeSync(o.root, { recursive: true });
+      } catch {
+        // best effort
+      }
+    }
+  });
   return server;
 }
 
@@ -719,5 +729,5 @@ function updateSignalListeners(): void {
 
 // Last resort when the process exits with servers still running (Deno.exit, uncaught error).
 globalThis.addEventListener("unload", () => {
-  for (const kill of running.values()) kill();
+  for (const cleanUp of running.values()) cleanUp();
 });
