@@ -40,6 +40,7 @@ interface PgStoreOptions {
   createTableIfMissing?: boolean;
   pruneSessionInterval?: number | false;
   pruneSessionRandomizedInterval?: false | ((delayMs: number) => number);
+  disableTouch?: boolean;
   errorLog?: (...args: unknown[]) => void;
 }
 
@@ -219,6 +220,12 @@ compatTest(
       await ours.set(`ours-${name}`, data as never);
       assert.deepEqual(await pgGet(theirs, `ours-${name}`), stored(data), name);
     }
+    const sid = `sid "quoted" 'é' 🎉 ${"z".repeat(300)}`;
+    await pgCall((cb) => theirs.set(sid, CASES.nested, cb));
+    assert.deepEqual(await ours.get(sid), stored(CASES.nested));
+    await ours.destroy(sid);
+    await ours.set(sid, CASES.unicode);
+    assert.deepEqual(await pgGet(theirs, sid), stored(CASES.unicode));
   },
 );
 
@@ -812,6 +819,51 @@ compatTest(
     assert.ok((await row("pg"))!.expire >= nowSeconds() + 86400 - 5, "one day");
     assert.throws(() => store({ ttl: 0 }), TypeError);
     assert.throws(() => store({ pruneSessionInterval: 0 }), TypeError);
+  },
+);
+
+compatTest(
+  "difference: empty schemaName or tableName mean the defaults to connect-pg-simple and are refused by ours",
+  ({ store, pgStore, schema }) => {
+    assert.equal(
+      pgStore({ tableName: "" }).quotedTable(),
+      `"${schema}"."session"`,
+    );
+    assert.equal(pgStore({ schemaName: "" }).quotedTable(), '"session"');
+    assert.throws(() => store({ tableName: "" }), TypeError);
+    assert.throws(() => store({ schemaName: "" }), TypeError);
+    return Promise.resolve();
+  },
+);
+
+compatTest(
+  "difference: the default prune interval is 60 s in ours, 900 s in connect-pg-simple",
+  async ({ store, pgStore }) => {
+    const calls = { pg: [] as number[], ours: [] as number[] };
+    const theirs = pgStore({
+      pruneSessionInterval: undefined,
+      pruneSessionRandomizedInterval: (d) => (calls.pg.push(d), 2 ** 30),
+    });
+    const ours = store({
+      pruneSessionInterval: undefined,
+      pruneSessionRandomizedInterval: (d) => (calls.ours.push(d), 2 ** 30),
+    });
+    await pgGet(theirs, "x");
+    await ours.get("x");
+    assert.deepEqual(calls, { pg: [900_000], ours: [60_000] });
+  },
+);
+
+compatTest(
+  "disableTouch: neither store writes on touch",
+  async ({ store, pgStore, sql, table }) => {
+    const ours = store({ disableTouch: true });
+    const theirs = pgStore({ disableTouch: true });
+    await ours.set("s", sessionData({}, 60));
+    const before = await rawRow(sql, table, "s");
+    await pgCall((cb) => theirs.touch("s", sessionData({}, 7200), cb));
+    await ours.touch("s", sessionData({}, 7200));
+    assert.deepEqual(await rawRow(sql, table, "s"), before);
   },
 );
 
