@@ -1,0 +1,266 @@
+/**
+ * The `connect-postgres-simple` command, for deployments where no process
+ * lives long enough to prune (serverless, cron): `prune`, `create-table`,
+ * `stats`. It validates names with the store's own option rules and runs the
+ * store's own statements.
+ *
+ * ```sh
+ * deno run -A src/cli.ts prune --schema-name app     # or: deno task cli prune ...
+ * npx connect-postgres-simple stats --json           # from the npm package
+ * ```
+ *
+ * Exit status: 0 done, 1 database or connection error, 2 usage error.
+ *
+ * @module
+ */
+import process from "node:process";
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import postgres from "postgres";
+import { parseOptions } from "./options.ts";
+import { createQueries, type Queries } from "./queries.ts";
+import { pruneInBatches } from "./store.ts";
+import { nowSeconds } from "./expiry.ts";
+import type { PostgresSql } from "./types.ts";
+import type { TableNames } from "./names.ts";
+
+const NAME = "connect-postgres-simple";
+const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
+
+/** The text of `--help`. */
+export const HELP = `Usage: ${NAME} <command> [options]
+
+Commands:
+  prune          delete expired sessions now, in short batches; when another
+                 process is pruning the same table, skip and report 0
+  create-table   create the schema (with --schema-name), table and index when
+                 missing, as createTableIfMissing does
+  stats          count the table's sessions: total, live and expired
+
+Options:
+  --database-url URL       the server (default: DATABASE_URL, else the PG*
+                           variables PGHOST, PGPORT, PGUSER, PGPASSWORD,
+                           PGDATABASE); prefer the environment for secrets
+  --schema-name NAME       the table's schema (default: the search_path)
+  --table-name NAME        the table (default: session)
+  --connect-timeout SECS   give up connecting after this long (default ${DEFAULT_CONNECT_TIMEOUT_SECONDS})
+  --json                   print the result as one line of JSON
+  -h, --help               print this help
+
+Exit status: 0 done, 1 database or connection error, 2 usage error.
+`;
+
+/** Where the command writes, and what it reads from the environment. */
+export interface CliIo {
+  out(line: string): void;
+  err(line: string): void;
+  env: Record<string, string | undefined>;
+}
+
+class UsageError extends Error {}
+
+interface Invocation {
+  command: "prune" | "create-table" | "stats" | "help";
+  url: string | undefined;
+  schemaName: string | undefined;
+  tableName: string | undefined;
+  connectTimeout: number;
+  json: boolean;
+}
+
+const COMMANDS = new Set(["prune", "create-table", "stats"]);
+
+function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        json: { type: "boolean" },
+        "database-url": { type: "string" },
+        "schema-name": { type: "string" },
+        "table-name": { type: "string" },
+        "connect-timeout": { type: "string" },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const base = {
+    url: values["database-url"] ?? (env.DATABASE_URL || undefined),
+    schemaName: values["schema-name"],
+    tableName: values["table-name"],
+    json: values.json ?? false,
+  };
+  if (values.help || positionals[0] === "help") {
+    return { command: "help", connectTimeout: 0, ...base };
+  }
+  if (positionals.length === 0) throw new UsageError("no command given");
+  const [command, ...extra] = positionals;
+  if (!COMMANDS.has(command)) {
+    throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+  if (extra.length) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  }
+  const timeoutText = values["connect-timeout"];
+  const connectTimeout = timeoutText === undefined
+    ? DEFAULT_CONNECT_TIMEOUT_SECONDS
+    : Number(timeoutText);
+  if (!(Number.isFinite(connectTimeout) && connectTimeout > 0)) {
+    throw new UsageError(
+      `--connect-timeout must be a positive number of seconds, got ${
+        JSON.stringify(timeoutText)
+      }`,
+    );
+  }
+  return {
+    command: command as Invocation["command"],
+    connectTimeout,
+    ...base,
+  };
+}
+
+/** What went wrong, in words a person running the command can act on. */
+function describeFailure(error: unknown, table: string): string {
+  const { code, message } = error as { code?: string; message?: string };
+  const text = message ?? String(error);
+  if (code === "42P01") {
+    return `table ${table} does not exist (run \`${NAME} create-table\` first): ${text}`;
+  }
+  if (
+    code &&
+    /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|CONNECT_TIMEOUT|ECONNRESET)$/
+      .test(code)
+  ) {
+    return `cannot connect to the database: ${text}`;
+  }
+  return code ? `${text} (${code})` : text;
+}
+
+async function run(
+  invocation: Invocation,
+  queries: Queries,
+  names: TableNames,
+  io: CliIo,
+): Promise<void> {
+  const { schema, table: name, qualified: table } = names;
+  const print = (result: Record<string, unknown>, words: string) =>
+    io.out(
+      invocation.json
+        ? JSON.stringify({ schema: schema ?? null, table: name, ...result })
+        : words,
+    );
+  switch (invocation.command) {
+    case "prune": {
+      const deleted = await pruneInBatches(queries, nowSeconds());
+      print({ deleted }, `deleted ${deleted} expired sessions from ${table}`);
+      break;
+    }
+    case "create-table": {
+      const existed = await queries.tableExists();
+      if (!existed) await queries.createTable();
+      print(
+        { created: !existed },
+        existed ? `table ${table} already exists` : `created table ${table}`,
+      );
+      break;
+    }
+    case "stats": {
+      const { total, live } = await queries.stats(nowSeconds());
+      const expired = total - live;
+      print(
+        { total, live, expired },
+        `${table}: ${total} sessions, ${live} live, ${expired} expired`,
+      );
+      break;
+    }
+  }
+}
+
+/**
+ * Runs the command with `args` (without the program name) and resolves to
+ * its exit status; it never throws and never calls `process.exit`.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./cli.ts";
+ * const status = await main(["stats", "--json", "--schema-name", "app"]);
+ * ```
+ */
+export async function main(
+  args: string[],
+  io: CliIo = {
+    out: (line) => console.log(line),
+    err: (line) => console.error(line),
+    env: process.env,
+  },
+): Promise<number> {
+  let invocation: Invocation;
+  let table: string;
+  let names: TableNames;
+  try {
+    invocation = parseInvocation(args, io.env);
+    if (invocation.command === "help") {
+      io.out(HELP);
+      return 0;
+    }
+    ({ names } = parseOptions(
+      { schemaName: invocation.schemaName, tableName: invocation.tableName },
+      (message) => io.err(`${NAME}: ${message}`),
+    ));
+    table = names.qualified;
+  } catch (error) {
+    if (!(error instanceof UsageError || error instanceof TypeError)) {
+      throw error;
+    }
+    const message = error.message.replace(`${NAME}: `, "")
+      .replace("option `schemaName`", "--schema-name")
+      .replace("option `tableName`", "--table-name");
+    io.err(`${NAME}: ${message}`);
+    io.err(`Run \`${NAME} --help\` for usage.`);
+    return 2;
+  }
+
+  const options = {
+    max: 1,
+    onnotice: () => {},
+    connect_timeout: invocation.connectTimeout,
+    connection: { application_name: `${NAME} ${invocation.command}` },
+  };
+  let sql: PostgresSql | undefined;
+  try {
+    sql = invocation.url
+      ? postgres(invocation.url, options)
+      : postgres(options);
+    await run(invocation, createQueries(sql, names), names, io);
+    return 0;
+  } catch (error) {
+    io.err(`${NAME}: ${describeFailure(error, table)}`);
+    return 1;
+  } finally {
+    await sql?.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+/** Whether this module is the program being run (Deno, or Node via `bin`). */
+function isEntryPoint(): boolean {
+  const meta = import.meta as ImportMeta & { main?: boolean };
+  if (typeof meta.main === "boolean") return meta.main;
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then((status) => process.exitCode = status);
+}
