@@ -487,9 +487,10 @@ async function shape(sql: Sql, schema: string, table: string) {
      WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
     [oid],
   );
+  // PostgreSQL 18 lists NOT NULL as constraints too: compare keys and indexes.
   const constraints = await sql.unsafe(
     `SELECT conname, pg_get_constraintdef(oid) AS def, condeferrable, condeferred
-     FROM pg_constraint WHERE conrelid = $1 ORDER BY conname`,
+     FROM pg_constraint WHERE conrelid = $1 AND contype <> 'n' ORDER BY conname`,
     [oid],
   );
   const indexes = await sql.unsafe(
