@@ -1,0 +1,133 @@
+/**
+ * Prepares the demo for Node in `.tmp/demo-node`, from the built npm package,
+ * the way a Node user gets it:
+ *
+ * 1. packs `npm/` (written by `deno task build`) with `npm pack`;
+ * 2. installs that tarball, `express` and `express-session` (the versions
+ *    deno.json pins) into `.tmp/demo-node` with `npm install`;
+ * 3. bundles the demo app (`scripts/demo/run.ts` and what it imports, the
+ *    store excluded) into `demo_app.cjs` with `deno bundle`, leaving
+ *    `express` and `express-session` to `require`;
+ * 4. copies `scripts/demo/node_main.cjs`, which `require`s the package, to
+ *    `main.cjs`.
+ *
+ * ```sh
+ * deno task demo:node [--port N]   # build, prepare, then node .tmp/demo-node/main.cjs
+ * ```
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+/** Where the Node demo is prepared. */
+export const NODE_DEMO_DIR: string = join(ROOT, ".tmp", "demo-node");
+const PACKAGE_DIR = join(ROOT, "npm");
+
+function run(command: string, args: string[], cwd: string): string {
+  const result = spawnSync(command, args, {
+    cwd,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (result.error) throw result.error;
+  if (result.status !== 0) {
+    throw new Error(
+      `${command} ${args.join(" ")} failed (exit ${result.status})`,
+    );
+  }
+  return result.stdout;
+}
+
+/** The version deno.json pins for an `npm:` import, e.g. `5.3.0` for express. */
+function pinned(name: string): string {
+  const imports: Record<string, string> = JSON.parse(
+    readFileSync(join(ROOT, "deno.json"), "utf8"),
+  ).imports;
+  const version = /^npm:(?:@[^/]+\/)?[^@]+@(.+)$/.exec(imports[name] ?? "")
+    ?.[1];
+  if (!version) throw new Error(`deno.json pins no npm version of ${name}`);
+  return version;
+}
+
+/** Prepares `.tmp/demo-node`; returns the path of its `main.cjs`. */
+export function prepareNodeDemo(): string {
+  if (!existsSync(join(PACKAGE_DIR, "package.json"))) {
+    throw new Error("npm/ holds no package: run `deno task build` first");
+  }
+  mkdirSync(NODE_DEMO_DIR, { recursive: true });
+  for (const old of readdirSync(NODE_DEMO_DIR)) {
+    if (old.endsWith(".tgz")) rmSync(join(NODE_DEMO_DIR, old));
+  }
+  const tarball = run(
+    "npm",
+    ["pack", PACKAGE_DIR, "--pack-destination", NODE_DEMO_DIR, "--silent"],
+    ROOT,
+  ).trim().split("\n").pop()!;
+
+  writeFileSync(
+    join(NODE_DEMO_DIR, "package.json"),
+    JSON.stringify(
+      {
+        private: true,
+        description:
+          "The connect-postgres-simple demo on Node (made by scripts/demo_node.ts)",
+        type: "commonjs",
+        dependencies: {
+          "connect-postgres-simple": `file:./${tarball}`,
+          express: pinned("express"),
+          "express-session": pinned("express-session"),
+        },
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  // A tarball of the same name may hold new code: install it afresh.
+  rmSync(join(NODE_DEMO_DIR, "node_modules", "connect-postgres-simple"), {
+    recursive: true,
+    force: true,
+  });
+  rmSync(join(NODE_DEMO_DIR, "package-lock.json"), { force: true });
+  run(
+    "npm",
+    ["install", "--no-audit", "--no-fund", "--loglevel=error"],
+    NODE_DEMO_DIR,
+  );
+
+  run(Deno.execPath(), [
+    "bundle",
+    "--quiet",
+    "--format=cjs",
+    "--platform=deno",
+    "--external=express",
+    "--external=express-session",
+    `--output=${join(NODE_DEMO_DIR, "demo_app.cjs")}`,
+    join(ROOT, "scripts", "demo", "run.ts"),
+  ], ROOT);
+  const main = join(NODE_DEMO_DIR, "main.cjs");
+  copyFileSync(join(ROOT, "scripts", "demo", "node_main.cjs"), main);
+  return main;
+}
+
+if (import.meta.main) {
+  try {
+    const main = prepareNodeDemo();
+    console.error(`demo_node: ready: node ${main}`);
+  } catch (error) {
+    console.error(`demo_node: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}
