@@ -90,10 +90,12 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
       at(1)
     }))::float8 FROM ${t}`,
     lock: `SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK}, hashtext($1::text))`,
-    pruneBatch: `DELETE FROM ${t} WHERE sid IN (
-  SELECT sid FROM ${t} WHERE expire < ${
-      at(1)
-    } LIMIT $2::int4 FOR UPDATE SKIP LOCKED)`,
+    // The oldest expired rows through the expire index, deleted by ctid: each
+    // batch costs its own size, never a scan of the table (a `sid IN (...)`
+    // here was planned as a hash join over every row, once per batch).
+    pruneBatch: `DELETE FROM ${t} WHERE ctid = ANY(ARRAY(
+  SELECT ctid FROM ${t} WHERE expire < ${at(1)}
+  ORDER BY expire LIMIT $2::int4 FOR UPDATE SKIP LOCKED))`,
   };
   const prepared = { prepare: true } as const;
   const run = (query: string, params: (string | number)[]) =>
