@@ -67,11 +67,28 @@ WITH (OIDS=FALSE)`,
   ];
 }
 
-/** Builds the statements of one table once, bound to one `sql`. */
-export function createQueries(sql: PostgresSql, names: TableNames): Queries {
+/** The statements of one session table. */
+export type StatementName =
+  | "get"
+  | "set"
+  | "touch"
+  | "destroy"
+  | "all"
+  | "ids"
+  | "length"
+  | "clear"
+  | "stats"
+  | "lock"
+  | "pruneBatch";
+
+/**
+ * The text of every statement on one table, built once from its quoted name
+ * (exported so the benchmark's raw postgres.js floor runs the very same SQL).
+ */
+export function statements(names: TableNames): Record<StatementName, string> {
   const t = names.qualified;
   const at = (n: number) => `to_timestamp($${n}::float8)`;
-  const text = {
+  return {
     get: `SELECT sess::text FROM ${t} WHERE sid = $1 AND expire >= ${at(2)}`,
     set: `INSERT INTO ${t} (sid, sess, expire) VALUES ($1, $2::text::json, ${
       at(3)
@@ -97,6 +114,12 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
   SELECT ctid FROM ${t} WHERE expire < ${at(1)}
   ORDER BY expire LIMIT $2::int4 FOR UPDATE SKIP LOCKED))`,
   };
+}
+
+/** Builds the statements of one table once, bound to one `sql`. */
+export function createQueries(sql: PostgresSql, names: TableNames): Queries {
+  const t = names.qualified;
+  const text = statements(names);
   const prepared = { prepare: true } as const;
   const run = (query: string, params: (string | number)[]) =>
     sql.unsafe(query, params, prepared);
