@@ -1,0 +1,311 @@
+/**
+ * Tests the npm package as users get it: builds it, packs it with
+ * `npm pack`, installs the tarball into a fresh Node project in a temporary
+ * directory, and there, under Node:
+ *
+ * 1. type-checks `tests/npm/types/` with `tsc` (ESM, CommonJS
+ *    `import = require`, esModuleInterop; strict, `module: nodenext`);
+ * 2. compiles the store's test suite (`tests/*.ts` but `*.deno_test.ts`) to
+ *    JavaScript, its `../mod.ts` import pointed at the installed package;
+ * 3. runs it with `node --test`, together with the CommonJS and ESM entry
+ *    checks in `tests/npm/`, on `DATABASE_URL`.
+ *
+ * ```sh
+ * deno task test:npm   # starts a throwaway PostgreSQL unless DATABASE_URL is set
+ * KEEP_NPM_PROJECT=1 deno task test:npm   # keep the temporary Node project
+ * ```
+ *
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import {
+  buildNpm,
+  OUT_DIR,
+  pinnedVersion,
+  readDenoJson,
+  rewriteSpecifiers,
+  ROOT,
+  run,
+} from "./build_npm.ts";
+
+const PACKAGE = "connect-postgres-simple";
+const TESTS_DIR = join(ROOT, "tests");
+const NPM_FIXTURES = join(TESTS_DIR, "npm");
+/** Packages the type fixtures import, besides those the tests import. */
+const FIXTURE_IMPORTS = ["express", "express-session", "postgres"];
+
+/** What `npm pack --json` reports about the tarball. */
+interface Packed {
+  filename: string;
+  size: number;
+  unpackedSize: number;
+  entryCount: number;
+}
+
+function capture(command: string, args: string[], cwd: string): string {
+  const result = spawnSync(command, args, { cwd, encoding: "utf8" });
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+/** The package name of a bare specifier: `@a/b/c` → `@a/b`, `a/b` → `a`. */
+function packageOf(specifier: string): string {
+  const parts = specifier.split("/");
+  return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
+}
+
+/** Bare module specifiers imported by `source` (no `node:`, no relative). */
+function bareImports(source: string): string[] {
+  const found = new Set<string>();
+  for (
+    const [, specifier] of source.matchAll(
+      /(?:\bfrom|\bimport)\s*\(?\s*["']([^"'.][^"']*)["']/g,
+    )
+  ) {
+    if (!specifier.startsWith("node:")) found.add(packageOf(specifier));
+  }
+  return [...found];
+}
+
+/** The suite's files with their Node-side text: `../mod.ts` → the package. */
+function testSources(): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const name of readdirSync(TESTS_DIR)) {
+    if (!name.endsWith(".ts") || name.endsWith(".deno_test.ts")) continue;
+    const source = readFileSync(join(TESTS_DIR, name), "utf8");
+    const outside = /(?:from|import)\s*\(?\s*["'](\.\.\/(?!mod\.ts)[^"']*)["']/
+      .exec(source);
+    if (outside) {
+      throw new Error(
+        `tests/${name} imports ${
+          outside[1]
+        }: tests reach the store only through ../mod.ts (see tests/_helpers.ts)`,
+      );
+    }
+    files.set(
+      name,
+      rewriteSpecifiers(
+        source.replace(/(["'])\.\.\/mod\.ts\1/g, `$1${PACKAGE}$1`),
+      ),
+    );
+  }
+  return files;
+}
+
+/**
+ * npm install arguments for the packages the tests and fixtures import, at
+ * the versions deno.json pins (an alias such as `express4` stays an alias),
+ * with their `@types/` packages when deno.json names them.
+ */
+function dependencies(imports: string[]): string[] {
+  const deno = readDenoJson();
+  const specs = new Set<string>();
+  for (const name of imports) {
+    const spec = deno.imports[name];
+    const match = spec && /^npm:((?:@[^/@]+\/)?[^@]+)@(.+)$/.exec(spec);
+    if (!match) {
+      throw new Error(`deno.json imports has no npm: entry "${name}"`);
+    }
+    const [, real, version] = match;
+    specs.add(
+      name === real ? `${real}@${version}` : `${name}@npm:${real}@${version}`,
+    );
+    if (deno.imports[`@types/${real}`]) {
+      specs.add(`@types/${real}@${pinnedVersion(deno, `@types/${real}`)}`);
+    }
+  }
+  const nodeMajor = capture("node", ["--version"], ROOT).trim()
+    .replace(/^v(\d+).*$/s, "$1");
+  specs.add(`@types/node@${nodeMajor}`);
+  specs.add(`typescript@${pinnedVersion(deno, "typescript")}`);
+  return [...specs];
+}
+
+/**
+ * Declarations for imports Deno types on its own: an alias (`express4`)
+ * gets its package's types, a package without types is `any`, as in Deno.
+ */
+function moduleShims(project: string, imports: string[]): string {
+  const deno = readDenoJson();
+  const lines: string[] = [];
+  for (const name of imports) {
+    const real = /^npm:((?:@[^/@]+\/)?[^@]+)@/.exec(deno.imports[name])![1];
+    const dir = join(project, "node_modules", real);
+    const manifest = JSON.parse(
+      readFileSync(join(dir, "package.json"), "utf8"),
+    );
+    const typed = existsSync(join(project, "node_modules", "@types", real)) ||
+      manifest.types || manifest.typings || existsSync(join(dir, "index.d.ts"));
+    if (!typed) lines.push(`declare module "${name}";`);
+    else if (name !== real) {
+      lines.push(
+        `declare module "${name}" {\n  export * from "${real}";\n  export { default } from "${real}";\n}`,
+      );
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+function writeJson(path: string, value: unknown): void {
+  writeFileSync(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+/** Compiles the suite into `<project>/dist/tests`; returns its test files. */
+function compileTests(project: string, sources: Map<string, string>): string[] {
+  const src = join(project, "tests");
+  mkdirSync(src, { recursive: true });
+  for (const [name, text] of sources) writeFileSync(join(src, name), text);
+  const imports = [...new Set([...sources.values()].flatMap(bareImports))]
+    .filter((name) => name !== PACKAGE);
+  writeFileSync(join(src, "_modules.d.ts"), moduleShims(project, imports));
+  writeJson(join(project, "tsconfig.tests.json"), {
+    compilerOptions: {
+      module: "nodenext",
+      moduleResolution: "nodenext",
+      target: "es2022",
+      types: ["node"],
+      strict: true,
+      skipLibCheck: true,
+      rootDir: ".",
+      outDir: "dist",
+    },
+    include: ["tests/*.ts"],
+  });
+  run(
+    "node",
+    ["node_modules/typescript/bin/tsc", "-p", "tsconfig.tests.json"],
+    {
+      cwd: project,
+    },
+  );
+  // _helpers.ts reads ../table.sql: give it the one the package ships.
+  copyFileSync(
+    join(project, "node_modules", PACKAGE, "table.sql"),
+    join(project, "dist", "table.sql"),
+  );
+  // Tests that run ../src/<file> as a script (the CLI) get the installed
+  // package's compiled ESM source.
+  symlinkSync(
+    join(project, "node_modules", PACKAGE, "esm", "src"),
+    join(project, "dist", "src"),
+  );
+  return [...sources.keys()].filter((name) => name.endsWith("_test.ts"))
+    .map((name) => join("dist", "tests", name.replace(/\.ts$/, ".js")));
+}
+
+/** Copies the CommonJS and ESM entry checks; returns their paths. */
+function entryChecks(project: string): string[] {
+  const dir = join(project, "dist", "npm");
+  mkdirSync(dir, { recursive: true });
+  const files: string[] = [];
+  for (const name of readdirSync(NPM_FIXTURES)) {
+    if (!/\.(cjs|mjs)$/.test(name)) continue;
+    copyFileSync(join(NPM_FIXTURES, name), join(dir, name));
+    files.push(join("dist", "npm", name));
+  }
+  return files;
+}
+
+function kib(bytes: number): string {
+  return `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+function main(): number {
+  const started = performance.now();
+  if (!process.env.DATABASE_URL) {
+    throw new Error(
+      "DATABASE_URL is not set: run `deno task test:npm`, which starts a throwaway PostgreSQL",
+    );
+  }
+  const sources = testSources();
+  buildNpm();
+  const project = mkdtempSync(join(tmpdir(), "cps-npm-"));
+  try {
+    const [packed] = JSON.parse(
+      capture(
+        "npm",
+        ["pack", "--json", "--pack-destination", project],
+        OUT_DIR,
+      ),
+    ) as Packed[];
+    console.log(
+      `test_npm: ${packed.filename}: ${kib(packed.size)} packed, ${
+        kib(packed.unpackedSize)
+      } unpacked, ${packed.entryCount} files`,
+    );
+
+    writeJson(join(project, "package.json"), {
+      name: "connect-postgres-simple-npm-check",
+      private: true,
+      type: "module",
+    });
+    const imports = [
+      ...new Set([
+        ...FIXTURE_IMPORTS,
+        ...[...sources.values()].flatMap(bareImports),
+      ]),
+    ].filter((name) => name !== PACKAGE);
+    run("npm", [
+      "install",
+      "--no-audit",
+      "--no-fund",
+      "--loglevel=error",
+      `./${packed.filename}`,
+      ...dependencies(imports),
+    ], { cwd: project });
+
+    console.log("test_npm: tsc on tests/npm/types (ESM, CJS, esModuleInterop)");
+    const types = join(project, "types");
+    mkdirSync(types);
+    for (const name of readdirSync(join(NPM_FIXTURES, "types"))) {
+      copyFileSync(join(NPM_FIXTURES, "types", name), join(types, name));
+    }
+    run("node", ["node_modules/typescript/bin/tsc", "-p", "types"], {
+      cwd: project,
+    });
+
+    console.log("test_npm: compiling the suite against the installed package");
+    const files = [...compileTests(project, sources), ...entryChecks(project)];
+    console.log(`test_npm: node --test, ${files.length} files`);
+    const result = spawnSync("node", [
+      "--test",
+      "--test-reporter=spec",
+      "--test-timeout=120000",
+      // As under `deno test`: a file whose tests are done does not wait
+      // for sockets or timers a test left open.
+      "--test-force-exit",
+      ...files,
+    ], { cwd: project, stdio: "inherit" });
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    console.log(
+      `test_npm: ${
+        result.status === 0 ? "passed" : "FAILED"
+      } in ${seconds} s (tarball ${kib(packed.size)} packed, ${
+        kib(packed.unpackedSize)
+      } unpacked)`,
+    );
+    return result.status ?? 1;
+  } finally {
+    if (process.env.KEEP_NPM_PROJECT) {
+      console.log(`test_npm: kept ${project}`);
+    } else rmSync(project, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) process.exit(main());
