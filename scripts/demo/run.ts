@@ -37,23 +37,43 @@ export interface DemoArgs {
   schema: string | undefined;
 }
 
-/** Reads the command line; throws a message fit for the user on a bad one. */
-export function parseDemoArgs(args: readonly string[]): DemoArgs {
-  const { values } = parseArgs({
-    args: [...args],
-    options: {
-      port: { type: "string", default: "3000" },
-      host: { type: "string", default: "127.0.0.1" },
-      schema: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) throw new Error(USAGE);
+/** Reads the command line: its options, or `"help"` for `--help`; throws a message fit for the user on a bad one. */
+export function parseDemoArgs(args: readonly string[]): DemoArgs | "help" {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: {
+        port: { type: "string", default: "3000" },
+        host: { type: "string", default: "127.0.0.1" },
+        schema: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${USAGE}`);
+  }
+  if (values.help) return "help";
   const port = Number(values.port);
   if (!/^\d+$/.test(values.port) || port > 65535) {
     throw new Error(`--port wants a number from 0 to 65535\n${USAGE}`);
   }
   return { port, host: values.host, schema: values.schema };
+}
+
+/** Resolves to the name of the first SIGINT or SIGTERM received from now on. */
+function stopSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => () => {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      resolve(signal);
+    };
+    const onInt = stop("SIGINT");
+    const onTerm = stop("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+  });
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
@@ -71,18 +91,23 @@ function listen(server: Server, port: number, host: string): Promise<void> {
  *
  * @param connectPostgresSimple the store factory to demonstrate.
  * @param args the command line (without the program).
- * @returns the exit code: 0 after a clean shutdown, 1 if it could not start.
+ * @returns the exit code: 0 after a clean shutdown, 1 if it could not start,
+ *   2 for a bad command line.
  */
 export async function runDemo(
   connectPostgresSimple: StoreFactory,
   args: readonly string[] = process.argv.slice(2),
 ): Promise<number> {
-  let options: DemoArgs;
+  let options: DemoArgs | "help";
   try {
     options = parseDemoArgs(args);
   } catch (error) {
     console.error((error as Error).message);
     return 2;
+  }
+  if (options === "help") {
+    console.log(USAGE);
+    return 0;
   }
   if (!process.env.DATABASE_URL && !process.env.PGHOST) {
     console.error(
@@ -91,6 +116,8 @@ export async function runDemo(
     return 1;
   }
 
+  // Listening from the start: a Ctrl-C while connecting still shuts down cleanly.
+  const stopped = stopSignal();
   const PostgresStore = connectPostgresSimple(session);
   const store = new PostgresStore({
     createTableIfMissing: true,
@@ -98,7 +125,14 @@ export async function runDemo(
   });
   let kept: number;
   try {
-    kept = await store.length(); // connects and creates the table, or says why not
+    // Connects and creates the table, or says why not.
+    const first = await Promise.race([store.length(), stopped]);
+    if (typeof first === "string") {
+      console.log(`demo: ${first} while connecting, stopping`);
+      await store.close();
+      return 0;
+    }
+    kept = first;
   } catch (error) {
     console.error(`demo: cannot use the database: ${(error as Error).message}`);
     await store.close();
@@ -126,10 +160,7 @@ export async function runDemo(
   );
   console.log(`demo: listening on http://${host}:${port}/`);
 
-  const signal = await new Promise<string>((resolve) => {
-    process.once("SIGINT", () => resolve("SIGINT"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-  });
+  const signal = await stopped;
   // A second Ctrl-C while shutting down ends the process at once.
   process.once("SIGINT", () => process.exit(130));
   console.log(`demo: ${signal}, stopping`);
