@@ -378,7 +378,10 @@ async function prepareDataDir(
     return;
   }
 
-  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // Parents get the usual 0755 (a recursive mkdir would give them the data dir's 0700 and
+  // close them to the postgres user); PostgreSQL wants the data dir itself at 0700.
+  await Deno.mkdir(dirname(dataDir), { recursive: true });
+  await Deno.mkdir(dataDir, { recursive: true });
   await Deno.chmod(dataDir, 0o700);
   if (ids) {
     await Deno.chown(dataDir, ids.uid, ids.gid);
