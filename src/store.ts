@@ -93,6 +93,22 @@ function serialize(session: unknown): string {
 }
 
 /**
+ * PostgreSQL's btree takes index entries of at most about 2700 bytes (after
+ * compression), so a long, incompressible id cannot be stored; its error
+ * ("index row size ... exceeds ...") does not say it is about the id.
+ */
+function sidTooLong(sid: string, error: unknown): Error | undefined {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (code !== "54000" || !/index row/.test(String(message))) return undefined;
+  return new Error(
+    `connect-postgres-simple: session id too long to store: ${
+      new TextEncoder().encode(sid).length
+    } bytes, PostgreSQL indexes at most about 2700 (${message})`,
+    { cause: error },
+  );
+}
+
+/**
  * Reads a stored session. A session stored as a JSON string (double-encoded)
  * is decoded once more, as connect-pg-simple does; `undefined` when that
  * fails, meaning the row is unreadable.
@@ -216,7 +232,10 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       checkSid(sid);
       const json = serialize(session);
       const expire = expireSeconds(session, this.ttl, Date.now());
-      await (await this.#use()).set(sid, json, expire);
+      const queries = await this.#use();
+      await queries.set(sid, json, expire).catch((error) => {
+        throw sidTooLong(sid, error) ?? error;
+      });
     }
 
     async #destroy(sid: string): Promise<void> {
