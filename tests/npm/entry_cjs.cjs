@@ -4,6 +4,8 @@
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
 const { readFileSync } = require("node:fs");
+const { execFileSync } = require("node:child_process");
+const { dirname, join } = require("node:path");
 const session = require("express-session");
 const postgres = require("postgres");
 const connectPostgresSimple = require("connect-postgres-simple");
@@ -63,4 +65,16 @@ test("CJS: the package ships table.sql", () => {
     "utf8",
   );
   assert.match(sql, /CREATE TABLE "session"/);
+});
+
+test("CJS: npm links the connect-postgres-simple command", () => {
+  const manifest = require.resolve("connect-postgres-simple/package.json");
+  const bin = join(
+    dirname(dirname(manifest)),
+    ".bin",
+    "connect-postgres-simple",
+  );
+  const help = execFileSync(bin, ["--help"], { encoding: "utf8" });
+  assert.match(help, /prune/);
+  assert.match(help, /create-table/);
 });
