@@ -64,6 +64,7 @@ storeTest(
       );
       const names = await sql`
       SELECT conname FROM pg_constraint WHERE connamespace = ${created}::regnamespace
+        AND contype <> 'n'
       UNION ALL SELECT indexname FROM pg_indexes WHERE schemaname = ${created} ORDER BY 1`;
       assert.deepEqual(names.map((r) => r.conname), [
         "IDX_session_expire",
@@ -137,13 +138,15 @@ storeTest(
   "many stores starting at once all create the same table without error",
   async ({ sql }) => {
     const schema = uniqueName("race");
-    const stores = Array.from({ length: 10 }, () =>
+    const connections = Array.from({ length: 10 }, () => connect({ max: 1 }));
+    const stores = connections.map((postgres) =>
       new PostgresStoreClass({
-        postgres: connect({ max: 1 }),
+        postgres,
         schemaName: schema,
         createTableIfMissing: true,
         pruneSessionInterval: false,
-      }));
+      })
+    );
     try {
       const results = await Promise.allSettled(
         stores.map((s, i) => s.set(`sid-${i}`, sessionData({ i }))),
@@ -155,6 +158,7 @@ storeTest(
       assert.equal(count, 10);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+      await Promise.all(connections.map((c) => c.end()));
       await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     }
   },
