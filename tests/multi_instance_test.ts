@@ -37,10 +37,10 @@ storeTest(
         INSERT INTO ${log} (phase, rows) SELECT 'end', count(*) FROM gone;
         RETURN NULL; END$$`);
     await sql.unsafe(`CREATE TRIGGER prune_started BEFORE DELETE ON ${table}
-      FOR EACH STATEMENT EXECUTE FUNCTION "${schema}".prune_started()`);
+      FOR EACH STATEMENT EXECUTE PROCEDURE "${schema}".prune_started()`);
     await sql.unsafe(`CREATE TRIGGER prune_ended AFTER DELETE ON ${table}
       REFERENCING OLD TABLE AS gone
-      FOR EACH STATEMENT EXECUTE FUNCTION "${schema}".prune_ended()`);
+      FOR EACH STATEMENT EXECUTE PROCEDURE "${schema}".prune_ended()`);
     // A backlog, so that the first prunes run many batches back to back:
     // without the lock, instances pruning together would overlap here.
     await sql.unsafe(`INSERT INTO ${table} (sid, sess, expire)
@@ -106,7 +106,7 @@ storeTest(
         WHERE schema_name = '${target}' OR object_identity = '${target}';
       END$$`);
     await sql.unsafe(`CREATE EVENT TRIGGER "${trigger}" ON ddl_command_end
-      EXECUTE FUNCTION "${schema}".log_ddl()`);
+      EXECUTE PROCEDURE "${schema}".log_ddl()`);
     try {
       const results = await runTogether(INSTANCES, CHILD, ["create", target]);
       assertAllSucceeded(results);
