@@ -294,7 +294,15 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
     #ensureTable(): Promise<void> {
       this.#tableCreation ??= (async () => {
         const queries = this.#queries;
-        if (!(await queries.tableExists())) await queries.createTable();
+        if (!(await queries.tableExists())) {
+          // A backend that waited on the advisory lock may still hold a stale
+          // "no such schema" catalog cache entry and fail with a unique
+          // violation; a new transaction sees the other's schema and table.
+          await queries.createTable().catch((error) => {
+            if ((error as { code?: unknown })?.code !== "23505") throw error;
+            return queries.createTable();
+          });
+        }
         this.#tableReady = true;
       })().catch((error) => {
         this.#tableCreation = undefined;
