@@ -30,6 +30,13 @@ export const DATABASE_URL: string = (() => {
   return url;
 })();
 
+/**
+ * Whether the tests run behind PgBouncer in transaction mode (`.ci/with_pgbouncer`
+ * sets `PG_PREPARE=false`): a test that needs its own session settings or
+ * counts server backends cannot run there.
+ */
+export const BEHIND_PGBOUNCER: boolean = process.env.PG_PREPARE === "false";
+
 /** The store class under test. */
 export const PostgresStoreClass: ReturnType<typeof connectPostgresSimple> =
   connectPostgresSimple(
@@ -82,9 +89,12 @@ export function uniqueName(prefix: string): string {
 export function storeTest(
   name: string,
   fn: (bed: TestBed) => Promise<void>,
-  { createTable = true }: { createTable?: boolean } = {},
+  { createTable = true, skip = false }: {
+    createTable?: boolean;
+    skip?: string | false;
+  } = {},
 ): void {
-  test(name, async () => {
+  test(name, { skip }, async () => {
     const sql = connect();
     const schema = uniqueName("t");
     const table = `"${schema}"."session"`;

@@ -10,6 +10,7 @@ import type { SessionData } from "express-session";
 import connectPgSimple from "connect-pg-simple";
 import pg from "pg";
 import {
+  BEHIND_PGBOUNCER,
   connect,
   DATABASE_URL,
   nowSeconds,
@@ -72,7 +73,7 @@ interface CompatBed extends TestBed {
 function compatTest(
   name: string,
   fn: (bed: CompatBed) => Promise<void>,
-  options?: { createTable?: boolean },
+  options?: { createTable?: boolean; skip?: string | false },
 ): void {
   storeTest(name, async (bed) => {
     const pools: PgPool[] = [];
@@ -297,6 +298,10 @@ compatTest(
       (await rawRow(sql, table, "utc"))?.expire,
       (await rawRow(sql, table, "zoned"))?.expire,
     );
+  },
+  {
+    skip: BEHIND_PGBOUNCER &&
+      "PgBouncer refuses per-connection startup settings",
   },
 );
 
@@ -703,6 +708,10 @@ compatTest(
       "from-pg",
     ]);
   },
+  {
+    skip: BEHIND_PGBOUNCER &&
+      "PgBouncer refuses per-connection startup settings",
+  },
 );
 
 compatTest(
@@ -754,6 +763,10 @@ compatTest(
     assert.deepEqual(warnings, [DEPRECATION, DEPRECATION]);
     await roundTrip(ours!, theirs!);
     assert.deepEqual(await sids(sql, quoted), ["from-ours", "from-pg"]);
+  },
+  {
+    skip: BEHIND_PGBOUNCER &&
+      "PgBouncer refuses per-connection startup settings",
   },
 );
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import {
+  BEHIND_PGBOUNCER,
   DATABASE_URL,
   PostgresStoreClass,
   sessionData,
@@ -80,6 +81,7 @@ storeTest(
       "the own pool to close",
     );
   },
+  { skip: BEHIND_PGBOUNCER && "PgBouncer hides the server's backends" },
 );
 
 storeTest(
