@@ -6,100 +6,24 @@
  * installed npm package (`deno task test:npm`).
  */
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { createServer, request as httpRequest } from "node:http";
-import type { AddressInfo } from "node:net";
 import express5 from "express";
 import express4 from "express4";
-import session from "express-session";
 import { storeTest, type TestBed } from "./_helpers.ts";
+import {
+  type ExpressFactory,
+  startCounterApp,
+  type Visit,
+  visit as request,
+} from "./_http.ts";
 
-type Express = typeof express5;
-type PostgresStore = ReturnType<TestBed["store"]>;
-
-const VARIANTS: [string, Express][] = [
-  ["Express 4", express4 as unknown as Express],
+const VARIANTS: [string, ExpressFactory][] = [
+  ["Express 4", express4 as unknown as ExpressFactory],
   ["Express 5", express5],
 ];
 
-/** What the app answers: the visit count kept in the session, and its id. */
-interface Visit {
-  status: number;
-  count: number;
-  id: string;
-  /** The `name=value` part of the response's `Set-Cookie`, if any. */
-  setCookie: string | undefined;
-}
-
-/** An app counting visits in the session, listening on a free loopback port. */
-async function startApp(
-  express: Express,
-  store: PostgresStore,
-): Promise<{ url: string; close: () => Promise<void> }> {
-  const app = express();
-  app.use(session({
-    store,
-    secret: "e2e secret",
-    resave: false,
-    saveUninitialized: false,
-    cookie: { maxAge: 60_000 },
-  }));
-  app.get("/count", (req, res) => {
-    const data = req.session as unknown as { count?: number };
-    data.count = (data.count ?? 0) + 1;
-    res.json({ count: data.count, id: req.sessionID });
-  });
-  app.post("/logout", (req, res, next) => {
-    req.session.destroy((error) => error ? next(error) : res.json({}));
-  });
-  const server = createServer(app);
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: async () => {
-      const closed = once(server, "close");
-      server.close();
-      await closed;
-    },
-  };
-}
-
-/** One request without keep-alive; `cookie` is sent as the `Cookie` header. */
-function call(
-  url: string,
-  method: "GET" | "POST",
-  cookie?: string,
-): Promise<Visit> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, {
-      method,
-      agent: false,
-      headers: cookie ? { cookie } : {},
-    }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => body += chunk);
-      res.on("error", reject);
-      res.on("end", () => {
-        const parsed = JSON.parse(body) as { count?: number; id?: string };
-        resolve({
-          status: res.statusCode ?? 0,
-          count: parsed.count ?? 0,
-          id: parsed.id ?? "",
-          setCookie: res.headers["set-cookie"]?.[0]?.split(";")[0],
-        });
-      });
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
-
 function e2eTest(
   name: string,
-  express: Express,
+  express: ExpressFactory,
   fn: (
     app: {
       visit: (cookie?: string) => Promise<Visit>;
@@ -109,11 +33,13 @@ function e2eTest(
   ) => Promise<void>,
 ): void {
   storeTest(name, async (bed) => {
-    const app = await startApp(express, bed.store());
+    const app = await startCounterApp(express, bed.store(), {
+      secret: "e2e secret",
+    });
     try {
       await fn({
-        visit: (cookie) => call(`${app.url}/count`, "GET", cookie),
-        logout: (cookie) => call(`${app.url}/logout`, "POST", cookie),
+        visit: (cookie) => request(app.url, "/count", cookie),
+        logout: (cookie) => request(app.url, "/logout", cookie),
       }, bed);
     } finally {
       await app.close();
