@@ -233,9 +233,11 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       const json = serialize(session);
       const expire = expireSeconds(session, this.ttl, Date.now());
       const queries = await this.#use();
-      await queries.set(sid, json, expire).catch((error) => {
+      try {
+        await queries.set(sid, json, expire);
+      } catch (error) {
         throw sidTooLong(sid, error) ?? error;
-      });
+      }
     }
 
     async #destroy(sid: string): Promise<void> {
@@ -284,11 +286,12 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
     }
 
     /** Every call passes here: refuse when closed, start pruning, make the table once. */
-    async #use(): Promise<Queries> {
+    #use(): Queries | Promise<Queries> {
       if (this.#closed) throw closedError();
       this.#pruner.start();
-      if (!this.#tableReady) await this.#ensureTable();
-      return this.#queries;
+      // Not async: once the table is ready, the hot path allocates no promise here.
+      if (this.#tableReady) return this.#queries;
+      return this.#ensureTable().then(() => this.#queries);
     }
 
     #ensureTable(): Promise<void> {
