@@ -15,7 +15,9 @@
  * - initialises a new cluster by copying one that initdb made once for these binaries
  *   (kept in the cache directory below), which is quicker than running initdb each time;
  * - writes the server's log to a file (`logFile`), never to the console;
- * - on `stop()`, shuts the server down (fast mode) and removes the temporary directory.
+ * - on `stop()`, shuts the server down (fast mode) and removes the temporary directory;
+ *   `restart()` restarts it on the same port, as `pg_ctl restart -m fast` would (for
+ *   fault tests).
  *
  * Another major can be chosen with the environment variable `EMBEDDED_PG_VERSION`: a major
  * (`10`: the newest version of it already in the cache, else the newest that npm has) or an
@@ -86,6 +88,20 @@ export interface PostgresServer {
   readonly version: string;
   /** Shut the server down (fast mode) and remove its temporary directory; idempotent. */
   stop(): Promise<void>;
+  /**
+   * Restart the server as `pg_ctl restart -m fast` does: a fast shutdown (open
+   * transactions rolled back, every session ended with `57P01`, a checkpoint), then a new
+   * postmaster on the same port and data directory. Resolves once it accepts connections
+   * again; rejects if it does not start (the server is then down, and `stop()` still
+   * cleans up) or if the server was stopped.
+   *
+   * @example
+   * ```ts ignore
+   * const server = await startPostgres();
+   * await server.restart(); // connections made before it are gone
+   * ```
+   */
+  restart(): Promise<void>;
 }
 
 interface Binaries {
@@ -117,6 +133,16 @@ const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
 const running = new Map<PostgresServer, () => void>();
 /** Servers whose signals this module handles. */
 const handled = new Set<PostgresServer>();
+
+/**
+ * The connection URL of a server this module starts on `port`, known before it starts.
+ *
+ * @param port The server's TCP port on 127.0.0.1.
+ * @returns `postgres://postgres:postgres@127.0.0.1:PORT/postgres`, as `url` will be.
+ */
+export function postgresUrl(port: number): string {
+  return `postgres://postgres:${POSTGRES_PASSWORD}@127.0.0.1:${port}/postgres`;
+}
 
 /**
  * Start a throwaway PostgreSQL server on 127.0.0.1 and wait until it accepts connections.
@@ -197,10 +223,69 @@ interface LaunchOptions {
   root: string | undefined;
 }
 
-/** Spawn `postgres` and wait until its postmaster.pid says "ready". */
+/** One postmaster process of a server: a server that restarts gets a new one. */
+interface Postmaster {
+  child: Deno.ChildProcess;
+  status: Promise<Deno.CommandStatus>;
+  exited(): boolean;
+  /** Resolves once the server's stderr has all gone to the log file. */
+  logged: Promise<void>;
+}
+
+/** Start the server (`launchPostmaster`) and wrap it with `stop()` and `restart()`. */
 async function launch(
   o: LaunchOptions,
 ): Promise<PostgresServer> {
+  let current = await launchPostmaster(o);
+  let stopping: Promise<void> | undefined;
+  let restarting: Promise<void> = Promise.resolve();
+  const server: PostgresServer = {
+    url: postgresUrl(o.port),
+    port: o.port,
+    dataDir: o.dataDir,
+    logFile: o.logFile,
+    version: o.version,
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        await restarting.catch(() => {});
+        await shutDown(current);
+        running.delete(server);
+        handled.delete(server);
+        updateSignalListeners();
+        if (o.root) await Deno.remove(o.root, { recursive: true });
+      })();
+      return stopping;
+    },
+    restart(): Promise<void> {
+      if (stopping) {
+        return Promise.reject(
+          new Error(`the PostgreSQL server on port ${o.port} is stopped`),
+        );
+      }
+      restarting = restarting.catch(() => {}).then(async () => {
+        await shutDown(current);
+        current = await launchPostmaster(o);
+      });
+      return restarting;
+    },
+  };
+  // Last resort at process exit, which cannot wait: immediate shutdown (SIGQUIT writes no
+  // checkpoint), and the temporary directory removed under it.
+  running.set(server, () => {
+    if (!current.exited()) signal(current.child, "SIGQUIT");
+    if (o.root) {
+      try {
+        Deno.removeSync(o.root, { recursive: true });
+      } catch {
+        // best effort
+      }
+    }
+  });
+  return server;
+}
+
+/** Spawn `postgres` and wait until its postmaster.pid says "ready". */
+async function launchPostmaster(o: LaunchOptions): Promise<Postmaster> {
   const log = await Deno.open(o.logFile, { create: true, append: true });
   let child: Deno.ChildProcess;
   try {
@@ -251,53 +336,27 @@ async function launch(
     }
     await new Promise((done) => setTimeout(done, 20));
   }
+  return { child, status, exited: () => exited, logged };
+}
 
-  let stopping: Promise<void> | undefined;
-  const server: PostgresServer = {
-    url:
-      `postgres://postgres:${POSTGRES_PASSWORD}@127.0.0.1:${o.port}/postgres`,
-    port: o.port,
-    dataDir: o.dataDir,
-    logFile: o.logFile,
-    version: o.version,
-    stop(): Promise<void> {
-      stopping ??= (async () => {
-        signal(child, "SIGINT"); // fast shutdown: roll back open transactions, then exit
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const late = new Promise<void>((done) =>
-          timer = setTimeout(done, STOP_TIMEOUT_MS)
-        );
-        if (
-          await Promise.race([
-            status.then(() => false),
-            late.then(() => true),
-          ])
-        ) {
-          await forceStop(child, status);
-        }
-        clearTimeout(timer);
-        await logged;
-        running.delete(server);
-        handled.delete(server);
-        updateSignalListeners();
-        if (o.root) await Deno.remove(o.root, { recursive: true });
-      })();
-      return stopping;
-    },
-  };
-  // Last resort at process exit, which cannot wait: immediate shutdown (SIGQUIT writes no
-  // checkpoint), and the temporary directory removed under it.
-  running.set(server, () => {
-    if (!exited) signal(child, "SIGQUIT");
-    if (o.root) {
-      try {
-        Deno.removeSync(o.root, { recursive: true });
-      } catch {
-        // best effort
-      }
-    }
-  });
-  return server;
+/**
+ * Fast shutdown (SIGINT: roll back open transactions, end every session, checkpoint, exit),
+ * as `pg_ctl stop -m fast` does; immediate shutdown if it takes longer than STOP_TIMEOUT_MS.
+ */
+async function shutDown(postmaster: Postmaster): Promise<void> {
+  const { child, status } = postmaster;
+  signal(child, "SIGINT");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((done) =>
+    timer = setTimeout(done, STOP_TIMEOUT_MS)
+  );
+  if (
+    await Promise.race([status.then(() => false), late.then(() => true)])
+  ) {
+    await forceStop(child, status);
+  }
+  clearTimeout(timer);
+  await postmaster.logged;
 }
 
 /** Immediate shutdown (SIGQUIT), then SIGKILL if the server still runs 5 s later. */
@@ -346,8 +405,18 @@ async function logTail(file: string): Promise<string> {
   return text.trimEnd().split("\n").slice(-20).join("\n");
 }
 
-/** A port on 127.0.0.1 that nothing listens on right now. */
-function freePort(): number {
+/**
+ * A port on 127.0.0.1 that nothing listens on right now (another process may take it
+ * before it is used).
+ *
+ * @example A server that appears later on a port chosen now
+ * ```ts ignore
+ * const port = freePort();
+ * const url = postgresUrl(port); // nothing listens there yet: connections are refused
+ * const server = await startPostgres({ port });
+ * ```
+ */
+export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
