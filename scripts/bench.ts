@@ -14,7 +14,8 @@
  * `--duration` measured seconds per run (1.5), `--warmup` seconds before
  * each (0.3), `--reps` repetitions (3), `--long` seconds of the long
  * concurrency-32 get run, 0 to skip (20), `--concurrency` (1,32),
- * `--workloads` (all), `--memory-ops` (1000000).
+ * `--workloads` (all), `--memory-ops` (1000000), `--subject` for `--memory`
+ * (store; or floor, connect-pg-simple).
  *
  * Every run opens fresh pools (10 connections each) and closes them after,
  * so no run inherits another's state. Database CPU is the server's process
@@ -56,6 +57,7 @@ const args = parseArgs({
     concurrency: { type: "string" },
     workloads: { type: "string" },
     "memory-ops": { type: "string" },
+    subject: { type: "string" },
   },
 });
 
@@ -303,17 +305,20 @@ async function longRun(
 }
 
 async function memoryRun(sessions: SessionSet): Promise<void> {
-  const subject = await openSubject("store", url!, schema);
+  const kind = (args.values.subject ?? "store") as SubjectKind;
+  const subject = await openSubject(kind, url!, schema);
   const gc = (globalThis as { gc?: () => void }).gc;
   const mb = (n: number) => (n / 1048576).toFixed(1);
   const marks = new Set<number>();
   for (let n = 100_000; n <= config.memoryOps; n += 100_000) marks.add(n);
   let ops = 0;
   let at100k = 0;
+  let heapAt100k = 0;
+  const concurrency = Math.max(...config.concurrency);
   console.log(
     `\nMemory: ${
       fmt.int(config.memoryOps)
-    } store operations (get, then touch), concurrency 32${
+    } ${kind} operations (get, then touch), concurrency ${concurrency}${
       gc ? ", after a forced GC at each mark" : ""
     }\n`,
   );
@@ -326,21 +331,28 @@ async function memoryRun(sessions: SessionSet): Promise<void> {
       await subject.touch(sessions.sids[i], sessions.fresh(i));
       ops += 2;
       if (marks.delete(ops)) {
+        // Twice, with a pause: freed pages go back to the system lazily.
+        gc?.();
+        await new Promise((resolve) => setTimeout(resolve, 200));
         gc?.();
         const { rss, heapUsed } = process.memoryUsage();
-        if (at100k === 0) at100k = rss;
+        if (at100k === 0) [at100k, heapAt100k] = [rss, heapUsed];
         console.log(`| ${fmt.int(ops)} | ${mb(rss)} | ${mb(heapUsed)} |`);
       }
     }
   };
-  await Promise.all(Array.from({ length: 32 }, worker));
+  await Promise.all(Array.from({ length: concurrency }, worker));
   gc?.();
-  const { rss } = process.memoryUsage();
+  const { rss, heapUsed } = process.memoryUsage();
   const growth = (rss - at100k) / 1048576;
   console.log(
     `\nRSS growth from 100k to ${fmt.int(ops)} operations: ${
       growth.toFixed(1)
-    } MB (target ≤ 10 MB: ${growth <= 10 ? "met" : "MISSED"})`,
+    } MB (target ≤ 10 MB: ${growth <= 10 ? "met" : "MISSED"}); heap used: ${
+      ((heapUsed - heapAt100k) / 1048576).toFixed(1)
+    } MB, ${
+      ((heapUsed - heapAt100k) / (ops - 100_000)).toFixed(1)
+    } bytes per operation`,
   );
   await subject.close();
 }
