@@ -20,6 +20,10 @@ import {
 export const DEFAULT_TTL_SECONDS = 86400;
 /** The default interval between automatic prunes (the original README's 60 s). */
 export const DEFAULT_PRUNE_INTERVAL_SECONDS = 60;
+/** How long a call may wait for PostgreSQL by default. */
+export const DEFAULT_CALL_TIMEOUT_SECONDS = 10;
+/** The longest delay a timer accepts (Node turns longer ones into 1 ms). */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 /** A store's settings after validation. */
 export interface StoreConfig {
@@ -36,6 +40,8 @@ export interface StoreConfig {
   pruneDelay: PruneDelayRandomizer;
   errorLog: ErrorLog;
   touchAfterSeconds: number;
+  /** Milliseconds a call may wait for PostgreSQL, or `false` for no limit. */
+  callTimeoutMs: number | false;
 }
 
 const PG_ONLY_OPTIONS = ["pool", "pgPromise", "conString", "conObject"];
@@ -50,6 +56,7 @@ const KNOWN_OPTIONS = new Set<string>([
   "pruneSessionRandomizedInterval",
   "errorLog",
   "touchAfter",
+  "callTimeout",
 ]);
 
 function fail(option: string, accepts: string, value: unknown): never {
@@ -103,7 +110,7 @@ function optionalName(
 
 function optionalSeconds(
   options: PostgresStoreOptions,
-  key: "ttl" | "touchAfter" | "pruneSessionInterval",
+  key: "ttl" | "touchAfter" | "pruneSessionInterval" | "callTimeout",
   min: "positive" | "non-negative",
 ): number | undefined {
   const value = options[key];
@@ -183,6 +190,11 @@ export function parseOptions(
     : optionalSeconds(options, "pruneSessionInterval", "positive") ??
       DEFAULT_PRUNE_INTERVAL_SECONDS;
 
+  const callTimeout = options.callTimeout === false
+    ? false
+    : optionalSeconds(options, "callTimeout", "positive") ??
+      DEFAULT_CALL_TIMEOUT_SECONDS;
+
   return Object.freeze({
     postgres: options.postgres,
     ttl: optionalSeconds(options, "ttl", "positive"),
@@ -198,6 +210,9 @@ export function parseOptions(
       ? (delayMs: number) => delayMs
       : randomizer ?? randomizedDelay,
     errorLog: options.errorLog ?? console.error.bind(console),
+    callTimeoutMs: callTimeout === false
+      ? false
+      : Math.min(callTimeout * 1000, MAX_TIMER_DELAY_MS),
     touchAfterSeconds: optionalSeconds(options, "touchAfter", "non-negative") ??
       0,
   });

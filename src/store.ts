@@ -12,12 +12,17 @@ import type {
   PostgresStoreOptions,
   StoredSession,
 } from "./types.ts";
-import { parseOptions, type StoreConfig } from "./options.ts";
+import {
+  MAX_TIMER_DELAY_MS,
+  parseOptions,
+  type StoreConfig,
+} from "./options.ts";
 import { createQueries, type Queries } from "./queries.ts";
 import { expireSeconds, nowSeconds } from "./expiry.ts";
 import { createPruner, type Pruner } from "./pruner.ts";
 import { openConnection } from "./connection.ts";
 import { settle } from "./settle.ts";
+import { withDeadline } from "./deadline.ts";
 
 /** Rows deleted per prune statement: short transactions, bounded WAL bursts. */
 export const PRUNE_BATCH_SIZE = 1000;
@@ -30,7 +35,7 @@ export const PRUNE_BATCH_SIZE = 1000;
  * @returns The number of sessions deleted.
  */
 export async function pruneInBatches(
-  queries: Queries,
+  queries: Pick<Queries, "pruneBatch">,
   now: number,
   stop: () => boolean = () => false,
 ): Promise<number> {
@@ -43,9 +48,6 @@ export async function pruneInBatches(
   }
   return deleted;
 }
-
-/** The longest delay a timer accepts (Node turns longer ones into 1 ms). */
-const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 function closedError(): Error {
   return new Error("connect-postgres-simple: the store is closed");
@@ -162,7 +164,7 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       sid: string,
       callback?: Callback<SessionData | null>,
     ): Promise<unknown> {
-      return settle(this.#get(sid), callback);
+      return settle(this.#bounded(this.#get(sid), "get"), callback);
     }
 
     override set(
@@ -170,11 +172,11 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       session: SessionData,
       callback?: Callback<void>,
     ): Promise<void> {
-      return settle(this.#set(sid, session), callback);
+      return settle(this.#bounded(this.#set(sid, session), "set"), callback);
     }
 
     override destroy(sid: string, callback?: Callback<void>): Promise<void> {
-      return settle(this.#destroy(sid), callback);
+      return settle(this.#bounded(this.#destroy(sid), "destroy"), callback);
     }
 
     override touch(
@@ -182,23 +184,26 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       session: SessionData,
       callback?: Callback<void>,
     ): Promise<void> {
-      return settle(this.#touch(sid, session), callback);
+      return settle(
+        this.#bounded(this.#touch(sid, session), "touch"),
+        callback,
+      );
     }
 
     override all(callback?: Callback<StoredSession[]>): Promise<unknown> {
-      return settle(this.#all(), callback);
+      return settle(this.#bounded(this.#all(), "all"), callback);
     }
 
     ids(callback?: Callback<string[]>): Promise<unknown> {
-      return settle(this.#ids(), callback);
+      return settle(this.#bounded(this.#ids(), "ids"), callback);
     }
 
     override length(callback?: Callback<number>): Promise<unknown> {
-      return settle(this.#length(), callback);
+      return settle(this.#bounded(this.#length(), "length"), callback);
     }
 
     override clear(callback?: Callback<void>): Promise<void> {
-      return settle(this.#clear(), callback);
+      return settle(this.#bounded(this.#clear(), "clear"), callback);
     }
 
     pruneSessions(callback?: Callback<number>): Promise<unknown> {
@@ -285,6 +290,11 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       await (await this.#use()).clear();
     }
 
+    /** Fails `work` with a CallTimeoutError once it has run past `callTimeout`. */
+    #bounded<T>(work: Promise<T>, what: string): Promise<T> {
+      return withDeadline(work, this.#config.callTimeoutMs, what);
+    }
+
     /** Every call passes here: refuse when closed, start pruning, make the table once. */
     #use(): Queries | Promise<Queries> {
       if (this.#closed) throw closedError();
@@ -295,19 +305,22 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
     }
 
     #ensureTable(): Promise<void> {
-      this.#tableCreation ??= (async () => {
-        const queries = this.#queries;
-        if (!(await queries.tableExists())) {
-          // A backend that waited on the advisory lock may still hold a stale
-          // "no such schema" catalog cache entry and fail with a unique
-          // violation; a new transaction sees the other's schema and table.
-          await queries.createTable().catch((error) => {
-            if ((error as { code?: unknown })?.code !== "23505") throw error;
-            return queries.createTable();
-          });
-        }
-        this.#tableReady = true;
-      })().catch((error) => {
+      this.#tableCreation ??= this.#bounded(
+        (async () => {
+          const queries = this.#queries;
+          if (!(await queries.tableExists())) {
+            // A backend that waited on the advisory lock may still hold a stale
+            // "no such schema" catalog cache entry and fail with a unique
+            // violation; a new transaction sees the other's schema and table.
+            await queries.createTable().catch((error) => {
+              if ((error as { code?: unknown })?.code !== "23505") throw error;
+              return queries.createTable();
+            });
+          }
+          this.#tableReady = true;
+        })(),
+        "createTableIfMissing",
+      ).catch((error) => {
         this.#tableCreation = undefined;
         throw error;
       });
@@ -316,11 +329,13 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
 
     async #pruneExpired(): Promise<number> {
       if (!this.#tableReady) await this.#ensureTable();
-      return await pruneInBatches(
-        this.#queries,
-        nowSeconds(),
-        () => this.#closed,
-      );
+      // Each batch is limited, not the whole prune: a large backlog may take long.
+      const queries = this.#queries;
+      const bounded = {
+        pruneBatch: (now: number, limit: number) =>
+          this.#bounded(queries.pruneBatch(now, limit), "pruneSessions"),
+      };
+      return await pruneInBatches(bounded, nowSeconds(), () => this.#closed);
     }
 
     #nextPruneDelay(): number | false {

@@ -66,6 +66,14 @@ export interface PostgresStoreOptions {
    * writes nothing (default 0, every touch writes).
    */
   touchAfter?: number;
+  /**
+   * Seconds a call may wait for PostgreSQL before it fails with an error
+   * whose `code` is `"CALL_TIMEOUT"` (default 10), so a request never hangs
+   * on a connection that will not answer; `false` for no limit. Raise it if
+   * `all()` or `clear()` run on very large tables. Pruning is limited per
+   * batch, so a long prune is never cut short.
+   */
+  callTimeout?: number | false;
 }
 
 /** A stored session as `all()` returns it: the session plus its `id`. */
