@@ -22,7 +22,7 @@ import { expireSeconds, nowSeconds } from "./expiry.ts";
 import { createPruner, type Pruner } from "./pruner.ts";
 import { openConnection } from "./connection.ts";
 import { settle } from "./settle.ts";
-import { withDeadline } from "./deadline.ts";
+import { createDeadlines, type Deadlines } from "./deadline.ts";
 
 /** Rows deleted per prune statement: short transactions, bounded WAL bursts. */
 export const PRUNE_BATCH_SIZE = 1000;
@@ -139,6 +139,7 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
     readonly #ownsSql: boolean;
     readonly #queries: Queries;
     readonly #pruner: Pruner;
+    readonly #deadlines: Deadlines;
     #tableReady: boolean;
     #tableCreation: Promise<void> | undefined;
     #closed = false;
@@ -153,6 +154,7 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       this.#sql = config.postgres ?? openConnection();
       this.#queries = createQueries(this.#sql, config.names);
       this.#tableReady = !config.createTableIfMissing;
+      this.#deadlines = createDeadlines(config.callTimeoutMs);
       this.#pruner = createPruner(
         () => this.#pruneExpired(),
         () => this.#nextPruneDelay(),
@@ -292,7 +294,7 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
 
     /** Fails `work` with a CallTimeoutError once it has run past `callTimeout`. */
     #bounded<T>(work: Promise<T>, what: string): Promise<T> {
-      return withDeadline(work, this.#config.callTimeoutMs, what);
+      return this.#deadlines.bound(work, what);
     }
 
     /** Every call passes here: refuse when closed, start pruning, make the table once. */
