@@ -17,6 +17,11 @@ const CREATE_LOCK = 0x63707363; // "cpsc"
 export interface Queries {
   /** The stored JSON text of an unexpired session, or `null`. */
   get(sid: string, now: number): Promise<string | null>;
+  /**
+   * Like `get`, with the session's expiry in seconds as the store wrote it
+   * (through the connection's `TimeZone`, as `to_timestamp` converts it).
+   */
+  getWithExpiry(sid: string, now: number): Promise<[string, number] | null>;
   /** Upserts a session given as JSON text. */
   set(sid: string, json: string, expire: number): Promise<void>;
   /**
@@ -70,6 +75,7 @@ WITH (OIDS=FALSE)`,
 /** The statements of one session table. */
 export type StatementName =
   | "get"
+  | "getWithExpiry"
   | "set"
   | "touch"
   | "destroy"
@@ -90,6 +96,9 @@ export function statements(names: TableNames): Record<StatementName, string> {
   const at = (n: number) => `to_timestamp($${n}::float8)`;
   return {
     get: `SELECT sess::text FROM ${t} WHERE sid = $1 AND expire >= ${at(2)}`,
+    getWithExpiry:
+      `SELECT sess::text, extract(epoch FROM expire::timestamptz)::float8 FROM ${t}
+WHERE sid = $1 AND expire >= ${at(2)}`,
     set: `INSERT INTO ${t} (sid, sess, expire) VALUES ($1, $2::text::json, ${
       at(3)
     })
@@ -136,6 +145,11 @@ export function createQueries(sql: PostgresSql, names: TableNames): Queries {
   return {
     get(sid, now) {
       return run(text.get, [sid, now]).values().then(firstValue);
+    },
+    getWithExpiry(sid, now) {
+      return run(text.getWithExpiry, [sid, now]).values().then((rows) =>
+        rows.length ? [rows[0][0] as string, rows[0][1] as number] : null
+      );
     },
     set(sid, json, expire) {
       return run(text.set, [sid, json, expire]).then(nothing);

@@ -24,6 +24,12 @@ import { openConnection } from "./connection.ts";
 import { settle } from "./settle.ts";
 import { createDeadlines, type Deadlines } from "./deadline.ts";
 
+/**
+ * How many sessions' expiries a store with `touchAfter` remembers between a
+ * `get` and the `touch` that follows it in the same request.
+ */
+const EXPIRIES_REMEMBERED = 10_000;
+
 /** Rows deleted per prune statement: short transactions, bounded WAL bursts. */
 export const PRUNE_BATCH_SIZE = 1000;
 
@@ -140,6 +146,11 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
     readonly #queries: Queries;
     readonly #pruner: Pruner;
     readonly #deadlines: Deadlines;
+    /**
+     * With `touchAfter`: the expiry `get` last read for a session, so the
+     * `touch` at the end of the same request can skip even its round trip.
+     */
+    readonly #expiries = new Map<string, number>();
     #tableReady: boolean;
     #tableCreation: Promise<void> | undefined;
     #closed = false;
@@ -227,7 +238,9 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
     async #get(sid: string): Promise<SessionData | null> {
       checkSid(sid);
       const queries = await this.#use();
-      const json = await queries.get(sid, nowSeconds());
+      const json = this.#config.touchAfterSeconds > 0
+        ? await this.#getRemembering(queries, sid)
+        : await queries.get(sid, nowSeconds());
       if (json === null) return null;
       const session = parseSession(json);
       if (session !== undefined) return session;
@@ -239,6 +252,7 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       checkSid(sid);
       const json = serialize(session);
       const expire = expireSeconds(session, this.ttl, Date.now());
+      this.#expiries.delete(sid);
       const queries = await this.#use();
       try {
         await queries.set(sid, json, expire);
@@ -247,8 +261,23 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       }
     }
 
+    async #getRemembering(
+      queries: Queries,
+      sid: string,
+    ): Promise<string | null> {
+      const row = await queries.getWithExpiry(sid, nowSeconds());
+      this.#expiries.delete(sid);
+      if (row === null) return null;
+      if (this.#expiries.size >= EXPIRIES_REMEMBERED) {
+        this.#expiries.delete(this.#expiries.keys().next().value!);
+      }
+      this.#expiries.set(sid, row[1]);
+      return row[0];
+    }
+
     async #destroy(sid: string): Promise<void> {
       checkSid(sid);
+      this.#expiries.delete(sid);
       await (await this.#use()).destroy(sid);
     }
 
@@ -261,12 +290,22 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       }
       const now = Date.now();
       const expire = expireSeconds(session, this.ttl, now);
+      const touchAfter = this.#config.touchAfterSeconds;
+      const seen = this.#expiries.get(sid);
+      if (seen !== undefined) {
+        this.#expiries.delete(sid);
+        // The row's expiry as this request's get read it: no need to ask again.
+        if (expire >= seen && expire - seen < touchAfter) {
+          if (this.#closed) throw closedError();
+          return;
+        }
+      }
       const queries = await this.#use();
       await queries.touch(
         sid,
         expire,
         nowSeconds(now),
-        this.#config.touchAfterSeconds,
+        touchAfter,
       );
     }
 
@@ -289,6 +328,7 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
     }
 
     async #clear(): Promise<void> {
+      this.#expiries.clear();
       await (await this.#use()).clear();
     }
 

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { nowSeconds, sessionData, storeTest, viaCallback } from "./_helpers.ts";
+import {
+  connect,
+  nowSeconds,
+  sessionData,
+  storeTest,
+  viaCallback,
+} from "./_helpers.ts";
 
 storeTest("set then get returns the session", async ({ store }) => {
   const s = store();
@@ -238,5 +244,36 @@ storeTest(
     });
     await s.set("sid", data);
     assert.deepEqual(await s.get("sid"), JSON.parse(JSON.stringify(data)));
+  },
+);
+
+storeTest(
+  "touchAfter: the touch that follows a get in the same request needs no round trip",
+  async ({ store, row }) => {
+    const sent: string[] = [];
+    const sql = connect({
+      debug: (_connection: number, query: string) => sent.push(query),
+    });
+    try {
+      const s = store({ touchAfter: 60, postgres: sql });
+      await s.set("sid", sessionData({ n: 1 }, 3600));
+      const before = await row("sid");
+      await s.get("sid");
+      sent.length = 0;
+      await s.touch("sid", sessionData({ n: 1 }, 3630));
+      assert.deepEqual(sent, [], "no statement for a touch within touchAfter");
+      assert.deepEqual(await row("sid"), before);
+
+      await s.get("sid");
+      sent.length = 0;
+      await s.touch("sid", sessionData({ n: 1 }, 3700));
+      assert.equal(sent.filter((q) => /^UPDATE/.test(q)).length, 1);
+      assert.ok(
+        (await row("sid"))!.expire >= before!.expire + 99,
+        "a larger move is written",
+      );
+    } finally {
+      await sql.end();
+    }
   },
 );
