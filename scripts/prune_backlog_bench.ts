@@ -26,7 +26,7 @@ import connectPostgresSimple from "../mod.ts";
 import { createQueries } from "../src/queries.ts";
 import { tableDefinition } from "../src/queries.ts";
 import { resolveTableNames } from "../src/names.ts";
-import { PRUNE_BATCH_SIZE } from "../src/store.ts";
+import { PRUNE_BATCH_SIZE } from "../src/pruner.ts";
 import { nowSeconds } from "../src/expiry.ts";
 
 const { values } = parseArgs({

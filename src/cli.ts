@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { parseOptions } from "./options.ts";
 import { createQueries, type Queries } from "./queries.ts";
-import { pruneInBatches } from "./store.ts";
+import { pruneInBatches } from "./pruner.ts";
 import { nowSeconds } from "./expiry.ts";
 import type { PostgresSql } from "./types.ts";
 import type { TableNames } from "./names.ts";

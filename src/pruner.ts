@@ -1,10 +1,12 @@
 /**
- * The automatic prune timer: a chain of unref'd timeouts, so it never keeps
- * a process alive, started on first use and restarted after every prune.
+ * Pruning: the batch loop that deletes expired sessions, and the automatic
+ * prune timer, a chain of unref'd timeouts, so it never keeps a process
+ * alive, started on first use and restarted after every prune.
  *
  * @module
  */
 import { clearTimeout, setTimeout } from "node:timers";
+import type { Queries } from "./queries.ts";
 
 /** Schedules prunes one after another; see {@linkcode createPruner}. */
 export interface Pruner {
@@ -64,4 +66,29 @@ export function createPruner(
       await inFlight?.catch(() => {});
     },
   };
+}
+
+/** Rows deleted per prune statement: short transactions, bounded WAL bursts. */
+export const PRUNE_BATCH_SIZE = 1000;
+
+/**
+ * Deletes the sessions expired at `now`, one batch per short transaction,
+ * until a batch comes back short, another session holds the table's prune
+ * lock, or `stop()` says so. The store's prune and the command line's share it.
+ *
+ * @returns The number of sessions deleted.
+ */
+export async function pruneInBatches(
+  queries: Pick<Queries, "pruneBatch">,
+  now: number,
+  stop: () => boolean = () => false,
+): Promise<number> {
+  let deleted = 0;
+  while (!stop()) {
+    const count = await queries.pruneBatch(now, PRUNE_BATCH_SIZE);
+    if (count === null) break;
+    deleted += count;
+    if (count < PRUNE_BATCH_SIZE) break;
+  }
+  return deleted;
 }

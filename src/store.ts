@@ -1,6 +1,7 @@
 /**
  * The Store class: each method checks its input, runs one query and settles.
- * SQL lives in `queries.ts`, expiry in `expiry.ts`, options in `options.ts`.
+ * SQL lives in `queries.ts`, expiry in `expiry.ts`, options in `options.ts`,
+ * session input and output in `session_data.ts`, pruning in `pruner.ts`.
  *
  * @module
  */
@@ -19,7 +20,13 @@ import {
 } from "./options.ts";
 import { createQueries, type Queries } from "./queries.ts";
 import { expireSeconds, nowSeconds } from "./expiry.ts";
-import { createPruner, type Pruner } from "./pruner.ts";
+import { createPruner, pruneInBatches, type Pruner } from "./pruner.ts";
+import {
+  checkSid,
+  parseSession,
+  serialize,
+  sidTooLong,
+} from "./session_data.ts";
 import { openConnection } from "./connection.ts";
 import { settle } from "./settle.ts";
 import { createDeadlines, type Deadlines } from "./deadline.ts";
@@ -30,105 +37,8 @@ import { createDeadlines, type Deadlines } from "./deadline.ts";
  */
 const EXPIRIES_REMEMBERED = 10_000;
 
-/** Rows deleted per prune statement: short transactions, bounded WAL bursts. */
-export const PRUNE_BATCH_SIZE = 1000;
-
-/**
- * Deletes the sessions expired at `now`, one batch per short transaction,
- * until a batch comes back short, another session holds the table's prune
- * lock, or `stop()` says so. The store's prune and the command line's share it.
- *
- * @returns The number of sessions deleted.
- */
-export async function pruneInBatches(
-  queries: Pick<Queries, "pruneBatch">,
-  now: number,
-  stop: () => boolean = () => false,
-): Promise<number> {
-  let deleted = 0;
-  while (!stop()) {
-    const count = await queries.pruneBatch(now, PRUNE_BATCH_SIZE);
-    if (count === null) break;
-    deleted += count;
-    if (count < PRUNE_BATCH_SIZE) break;
-  }
-  return deleted;
-}
-
 function closedError(): Error {
   return new Error("connect-postgres-simple: the store is closed");
-}
-
-function checkSid(sid: unknown): asserts sid is string {
-  if (typeof sid !== "string") {
-    throw new TypeError(
-      `connect-postgres-simple: session id must be a string, got ${
-        sid === null ? "null" : typeof sid
-      }`,
-    );
-  }
-  if (sid.includes("\0")) {
-    throw new TypeError(
-      "connect-postgres-simple: session id must not contain a NUL character",
-    );
-  }
-}
-
-function serialize(session: unknown): string {
-  if (
-    typeof session !== "object" || session === null || Array.isArray(session)
-  ) {
-    throw new TypeError(
-      `connect-postgres-simple: session must be an object, got ${
-        session === null
-          ? "null"
-          : Array.isArray(session)
-          ? "an array"
-          : typeof session
-      }`,
-    );
-  }
-  try {
-    return JSON.stringify(session);
-  } catch (error) {
-    throw new TypeError(
-      `connect-postgres-simple: session cannot be stored as JSON: ${
-        (error as Error).message
-      }`,
-      { cause: error },
-    );
-  }
-}
-
-/**
- * PostgreSQL's btree takes index entries of at most about 2700 bytes (after
- * compression), so a long, incompressible id cannot be stored; its error
- * ("index row size ... exceeds ...") does not say it is about the id.
- */
-function sidTooLong(sid: string, error: unknown): Error | undefined {
-  const { code, message } = error as { code?: unknown; message?: unknown };
-  if (code !== "54000" || !/index row/.test(String(message))) return undefined;
-  return new Error(
-    `connect-postgres-simple: session id too long to store: ${
-      new TextEncoder().encode(sid).length
-    } bytes, PostgreSQL indexes at most about 2700 (${message})`,
-    { cause: error },
-  );
-}
-
-/**
- * Reads a stored session. A session stored as a JSON string (double-encoded)
- * is decoded once more, as connect-pg-simple does; `undefined` when that
- * fails, meaning the row is unreadable.
- */
-function parseSession(json: string): SessionData | undefined {
-  const value = JSON.parse(json);
-  if (typeof value !== "string") return value;
-  try {
-    return JSON.parse(value);
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -1,0 +1,85 @@
+/**
+ * Session ids and session data on their way in and out of the table: what
+ * is accepted, how it becomes JSON, how stored JSON becomes a session again,
+ * and errors that name the input at fault.
+ *
+ * @module
+ */
+import type { SessionData } from "express-session";
+
+/** Throws a `TypeError` unless `sid` is a string PostgreSQL can store. */
+export function checkSid(sid: unknown): asserts sid is string {
+  if (typeof sid !== "string") {
+    throw new TypeError(
+      `connect-postgres-simple: session id must be a string, got ${
+        sid === null ? "null" : typeof sid
+      }`,
+    );
+  }
+  if (sid.includes("\0")) {
+    throw new TypeError(
+      "connect-postgres-simple: session id must not contain a NUL character",
+    );
+  }
+}
+
+/**
+ * The session as JSON text; a `TypeError` when it is not a plain object or
+ * cannot be turned into JSON (circular, `BigInt`, a throwing `toJSON`).
+ */
+export function serialize(session: unknown): string {
+  if (
+    typeof session !== "object" || session === null || Array.isArray(session)
+  ) {
+    throw new TypeError(
+      `connect-postgres-simple: session must be an object, got ${
+        session === null
+          ? "null"
+          : Array.isArray(session)
+          ? "an array"
+          : typeof session
+      }`,
+    );
+  }
+  try {
+    return JSON.stringify(session);
+  } catch (error) {
+    throw new TypeError(
+      `connect-postgres-simple: session cannot be stored as JSON: ${
+        (error as Error).message
+      }`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * PostgreSQL's btree takes index entries of at most about 2700 bytes (after
+ * compression), so a long, incompressible id cannot be stored; its error
+ * ("index row size ... exceeds ...") does not say it is about the id.
+ */
+export function sidTooLong(sid: string, error: unknown): Error | undefined {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (code !== "54000" || !/index row/.test(String(message))) return undefined;
+  return new Error(
+    `connect-postgres-simple: session id too long to store: ${
+      new TextEncoder().encode(sid).length
+    } bytes, PostgreSQL indexes at most about 2700 (${message})`,
+    { cause: error },
+  );
+}
+
+/**
+ * Reads a stored session. A session stored as a JSON string (double-encoded)
+ * is decoded once more, as connect-pg-simple does; `undefined` when that
+ * fails, meaning the row is unreadable.
+ */
+export function parseSession(json: string): SessionData | undefined {
+  const value = JSON.parse(json);
+  if (typeof value !== "string") return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+}
