@@ -73,6 +73,11 @@ export interface TestBed {
   ): Promise<{ sess: string; expire: number } | undefined>;
   /** Inserts a row directly, bypassing the store. */
   insert(sid: string, sess: string, expireSeconds: number): Promise<void>;
+  /**
+   * Inserts `count` rows `<prefix>-1` ... `<prefix>-<count>` with an empty
+   * session, expiring `inSeconds` from now (negative: already expired).
+   */
+  fill(prefix: string, count: number, inSeconds: number): Promise<void>;
 }
 
 let counter = 0;
@@ -124,6 +129,14 @@ export function storeTest(
             [sid],
           );
           return row ? { sess: row.sess, expire: row.expire } : undefined;
+        },
+        async fill(prefix, count, inSeconds) {
+          await sql.unsafe(
+            `INSERT INTO ${table} (sid, sess, expire)
+             SELECT $1::text || '-' || i, '{}', to_timestamp($2::float8)
+             FROM generate_series(1, $3::int4) i`,
+            [prefix, nowSeconds() + inSeconds, count],
+          );
         },
         async insert(sid, sess, expire) {
           await sql.unsafe(

@@ -88,11 +88,8 @@ storeTest(
 
 storeTest(
   "callTimeout: false is accepted and sets no limit",
-  async ({ store, sql, table }) => {
-    await sql.unsafe(
-      `INSERT INTO ${table} (sid, sess, expire)
-     SELECT 'old-' || i, '{}', now() - interval '1 hour' FROM generate_series(1, 3000) i`,
-    );
+  async ({ store, fill }) => {
+    await fill("old", 3000, -3600);
     assert.equal(await store({ callTimeout: false }).pruneSessions(), 3000);
   },
 );

@@ -54,15 +54,9 @@ storeTest(
 
 storeTest(
   "a backlog larger than one batch is pruned entirely",
-  async ({ store, sql, table }) => {
-    await sql.unsafe(
-      `INSERT INTO ${table} (sid, sess, expire)
-     SELECT 'old-' || i, '{}', now() - interval '1 hour' FROM generate_series(1, 2500) i`,
-    );
-    await sql.unsafe(
-      `INSERT INTO ${table} (sid, sess, expire)
-     SELECT 'live-' || i, '{}', now() + interval '1 hour' FROM generate_series(1, 10) i`,
-    );
+  async ({ store, fill }) => {
+    await fill("old", 2500, -3600);
+    await fill("live", 10, 3600);
     const s = store();
     assert.equal(await s.pruneSessions(), 2500);
     assert.equal(await s.length(), 10);
@@ -145,11 +139,8 @@ storeTest(
 
 storeTest(
   "close waits for a prune in flight and stops the chain",
-  async ({ store, sql, table }) => {
-    await sql.unsafe(
-      `INSERT INTO ${table} (sid, sess, expire)
-     SELECT 'old-' || i, '{}', now() - interval '1 hour' FROM generate_series(1, 3000) i`,
-    );
+  async ({ store, fill }) => {
+    await fill("old", 3000, -3600);
     const spy = scheduleSpy(() => 3_600_000);
     const s = store({
       pruneSessionInterval: 3600,
