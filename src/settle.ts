@@ -19,9 +19,10 @@ const ignore = () => {};
  */
 export function settle<T>(
   work: Promise<T>,
-  callback: Callback<T> | undefined,
+  callback: Callback<T> | undefined | null,
 ): Promise<T> | Promise<void> {
-  if (callback === undefined) {
+  // Anything that is not a function (undefined, or a stray null) means no callback.
+  if (typeof callback !== "function") {
     work.catch(ignore);
     return work;
   }

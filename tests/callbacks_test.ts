@@ -211,3 +211,14 @@ storeTest(
     assert.match((await row("keep"))!.sess, /"safe":true/);
   },
 );
+
+storeTest("a null callback is taken as no callback", async ({ store }) => {
+  const s = store();
+  await s.set("a", sessionData({ n: 1 }), null as never);
+  assert.equal(
+    (await s.get("a", null as never) as unknown as { n: number }).n,
+    1,
+  );
+  await s.destroy("a", null as never);
+  assert.equal(await s.get("a"), null);
+});
