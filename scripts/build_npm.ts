@@ -116,6 +116,16 @@ function stage(): string[] {
   return files;
 }
 
+/** Runs a command and returns what it printed; fails with its error output when it fails. */
+export function capture(command: string, args: string[], cwd: string): string {
+  const result = spawnSync(command, args, { cwd, encoding: "utf8" });
+  if (result.error) throw result.error;
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr}`);
+  }
+  return result.stdout;
+}
+
 /** Runs a command, failing with its output when it fails. */
 export function run(
   command: string,

@@ -17,53 +17,27 @@
  *
  * @module
  */
-import { spawnSync } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
-  readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { capture, pinnedVersion, readDenoJson } from "./build_npm.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** Where the Node demo is prepared. */
 export const NODE_DEMO_DIR: string = join(ROOT, ".tmp", "demo-node");
 const PACKAGE_DIR = join(ROOT, "npm");
 
-function run(command: string, args: string[], cwd: string): string {
-  const result = spawnSync(command, args, {
-    cwd,
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  if (result.error) throw result.error;
-  if (result.status !== 0) {
-    throw new Error(
-      `${command} ${args.join(" ")} failed (exit ${result.status})`,
-    );
-  }
-  return result.stdout;
-}
-
-/** The version deno.json pins for an `npm:` import, e.g. `5.3.0` for express. */
-function pinned(name: string): string {
-  const imports: Record<string, string> = JSON.parse(
-    readFileSync(join(ROOT, "deno.json"), "utf8"),
-  ).imports;
-  const version = /^npm:(?:@[^/]+\/)?[^@]+@(.+)$/.exec(imports[name] ?? "")
-    ?.[1];
-  if (!version) throw new Error(`deno.json pins no npm version of ${name}`);
-  return version;
-}
-
 /** Prepares `.tmp/demo-node`; returns the path of its `main.cjs`. */
 export function prepareNodeDemo(): string {
+  const deno = readDenoJson();
   if (!existsSync(join(PACKAGE_DIR, "package.json"))) {
     throw new Error("npm/ holds no package: run `deno task build` first");
   }
@@ -71,7 +45,7 @@ export function prepareNodeDemo(): string {
   for (const old of readdirSync(NODE_DEMO_DIR)) {
     if (old.endsWith(".tgz")) rmSync(join(NODE_DEMO_DIR, old));
   }
-  const tarball = run(
+  const tarball = capture(
     "npm",
     ["pack", PACKAGE_DIR, "--pack-destination", NODE_DEMO_DIR, "--silent"],
     ROOT,
@@ -87,8 +61,8 @@ export function prepareNodeDemo(): string {
         type: "commonjs",
         dependencies: {
           "connect-postgres-simple": `file:./${tarball}`,
-          express: pinned("express"),
-          "express-session": pinned("express-session"),
+          express: pinnedVersion(deno, "express"),
+          "express-session": pinnedVersion(deno, "express-session"),
         },
       },
       null,
@@ -101,13 +75,13 @@ export function prepareNodeDemo(): string {
     force: true,
   });
   rmSync(join(NODE_DEMO_DIR, "package-lock.json"), { force: true });
-  run(
+  capture(
     "npm",
     ["install", "--no-audit", "--no-fund", "--loglevel=error"],
     NODE_DEMO_DIR,
   );
 
-  run(Deno.execPath(), [
+  capture(Deno.execPath(), [
     "bundle",
     "--quiet",
     "--format=cjs",

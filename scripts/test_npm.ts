@@ -34,6 +34,7 @@ import { join } from "node:path";
 import process from "node:process";
 import {
   buildNpm,
+  capture,
   OUT_DIR,
   pinnedVersion,
   readDenoJson,
@@ -54,14 +55,6 @@ interface Packed {
   size: number;
   unpackedSize: number;
   entryCount: number;
-}
-
-function capture(command: string, args: string[], cwd: string): string {
-  const result = spawnSync(command, args, { cwd, encoding: "utf8" });
-  if (result.status !== 0) {
-    throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr}`);
-  }
-  return result.stdout;
 }
 
 /** The package name of a bare specifier: `@a/b/c` → `@a/b`, `a/b` → `a`. */
