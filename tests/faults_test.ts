@@ -27,7 +27,7 @@ import {
 import type { PostgresSql, PostgresStore } from "../mod.ts";
 
 /**
- * The connection settings README's "Production notes" recommend for an app's
+ * The connection settings docs/production.md ("Timeouts") recommends for an app's
  * own `sql`, which are also the store's own pool's defaults: give up on a
  * connection attempt after 5 s, wait at most 1 s between attempts.
  */
@@ -169,7 +169,7 @@ function twoStores(
 }
 
 /**
- * A known postgres.js 3.4.9 defect (README, "Production notes"): a query
+ * A known postgres.js 3.4.9 defect (docs/production.md): a query
  * handed to a pooled connection after its socket failed but before the
  * socket's close event is queued on the dead connection and may never be
  * answered. The store's `callTimeout` is what bounds such a call: it fails
