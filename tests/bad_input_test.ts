@@ -1,6 +1,6 @@
 /**
- * Bad input: wrong options are a `TypeError` at construction; bad ids and
- * sessions are an `Error` through the callback, or are stored correctly.
+ * Bad input: bad ids and sessions are an `Error` through the callback, or are
+ * stored correctly (wrong options: tests/options_test.ts).
  * Never a crash, a hang, or damage to other sessions: after each bad call,
  * the bystander sessions of the table are checked byte for byte.
  *
@@ -46,71 +46,6 @@ async function failsWith(
   assert.match(error.message, pattern);
   return error;
 }
-
-test("options of the wrong type or out of range are a TypeError naming the option", () => {
-  const sql = connect();
-  try {
-    const cases: [unknown, RegExp][] = [
-      [{ ttl: -1 }, /`ttl`.*-1/],
-      [{ ttl: 0 }, /`ttl`/],
-      [{ ttl: "3600" }, /`ttl`.*"3600"/],
-      [{ ttl: NaN }, /`ttl`/],
-      [{ ttl: Infinity }, /`ttl`/],
-      [{ pruneSessionInterval: "x" }, /`pruneSessionInterval`.*"x"/],
-      [{ pruneSessionInterval: -60 }, /`pruneSessionInterval`/],
-      [{ pruneSessionInterval: true }, /`pruneSessionInterval`/],
-      [
-        { pruneSessionRandomizedInterval: true },
-        /`pruneSessionRandomizedInterval`/,
-      ],
-      [{ touchAfter: -1 }, /`touchAfter`/],
-      [{ tableName: "" }, /`tableName`.*""/],
-      [{ tableName: 42 }, /`tableName`.*42/],
-      [{ tableName: "a\0b" }, /`tableName`.*NUL/],
-      [{ schemaName: "" }, /`schemaName`/],
-      [{ schemaName: ["public"] }, /`schemaName`.*array/],
-      [{ createTableIfMissing: "yes" }, /`createTableIfMissing`.*boolean/],
-      [{ disableTouch: 1 }, /`disableTouch`.*boolean/],
-      [{ errorLog: "console" }, /`errorLog`.*function/],
-      [{ postgres: {} }, /`postgres`.*postgres\.js/],
-      [{ postgres: () => {} }, /`postgres`.*postgres\.js/],
-      [{ postgres: "postgres://localhost/db" }, /`postgres`.*postgres\.js/],
-      [{ postgres: { query() {}, connect() {}, end() {} } }, /`postgres`/],
-      [{ pool: { query() {} } }, /`pool` is for pg/],
-      [{ conString: "postgres://localhost/db" }, /`conString` is for pg/],
-      [{ tablename: "session" }, /unknown option `tablename`/],
-      [{ tableName: "ß".repeat(40) }, /`tableName`.*63 bytes/],
-    ];
-    for (const [options, pattern] of cases) {
-      const label = JSON.stringify(
-        options,
-        (_, v) => typeof v === "function" ? "fn" : v,
-      );
-      let thrown: unknown;
-      try {
-        new PostgresStoreClass(
-          { postgres: sql, ...options as object } as never,
-        );
-      } catch (error) {
-        thrown = error;
-      }
-      assert.ok(
-        thrown instanceof TypeError,
-        `${label}: a TypeError, got ${thrown}`,
-      );
-      assert.match(thrown.message, pattern, label);
-    }
-    // Checked alone: spreading a non-object into the options would hide it.
-    for (const options of [null, "session", 42, []]) {
-      assert.throws(
-        () => new PostgresStoreClass(options as never),
-        /options must be an object/,
-      );
-    }
-  } finally {
-    sql.end();
-  }
-});
 
 test("a hostile table name is quoted: it cannot drop another table", async () => {
   const sql = connect();

@@ -1,21 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import session from "express-session";
+import pg from "pg";
 import {
   connect,
   connectPostgresSimple,
+  DATABASE_URL,
   PostgresStoreClass,
   sessionData,
   storeTest,
 } from "./_helpers.ts";
-
-function rejects(options: unknown, pattern: RegExp): void {
-  assert.throws(
-    () => new PostgresStoreClass(options as never),
-    (error: unknown) =>
-      error instanceof TypeError && pattern.test(error.message),
-  );
-}
 
 test("the factory accepts session.Store and session.session.Store", () => {
   assert.equal(typeof connectPostgresSimple(session), "function");
@@ -36,48 +30,125 @@ test("a store is an express-session Store", async () => {
   await sql.end();
 });
 
-test("options of the wrong type are a TypeError naming the option", () => {
-  rejects({ ttl: -1 }, /`ttl`.*positive/);
-  rejects({ ttl: "60" }, /`ttl`/);
-  rejects({ ttl: Number.NaN }, /`ttl`/);
-  rejects({ ttl: Infinity }, /`ttl`/);
-  rejects({ pruneSessionInterval: "x" }, /`pruneSessionInterval`/);
-  rejects({ pruneSessionInterval: -5 }, /`pruneSessionInterval`/);
-  rejects({ pruneSessionInterval: true }, /`pruneSessionInterval`/);
-  rejects(
-    { pruneSessionRandomizedInterval: true },
-    /`pruneSessionRandomizedInterval`/,
-  );
-  rejects(
-    { pruneSessionRandomizedInterval: 5 },
-    /`pruneSessionRandomizedInterval`/,
-  );
-  rejects({ tableName: "" }, /`tableName`.*non-empty/);
-  rejects({ tableName: 42 }, /`tableName`/);
-  rejects({ tableName: "a\0b" }, /`tableName`.*NUL/);
-  rejects({ schemaName: "" }, /`schemaName`/);
-  rejects({ tableName: "x".repeat(64) }, /`tableName`.*63 bytes/);
-  rejects({ schemaName: "é".repeat(32) }, /`schemaName`.*63 bytes/);
-  rejects({ createTableIfMissing: "yes" }, /`createTableIfMissing`.*boolean/);
-  rejects({ disableTouch: 1 }, /`disableTouch`.*boolean/);
-  rejects({ errorLog: "console" }, /`errorLog`.*function/);
-  rejects({ touchAfter: -1 }, /`touchAfter`/);
-  rejects({ postgres: {} }, /`postgres`.*postgres\.js/);
-  rejects({ postgres: "postgres://localhost/db" }, /`postgres`/);
-  rejects({ postgres: () => {} }, /`postgres`/);
-  rejects("postgres://x", /options must be an object/);
-  rejects(null, /options must be an object/);
-});
+/**
+ * Every way to get the options wrong, and what the `TypeError` must say:
+ * the option's name, what it accepts, and what it got. Each row is its own
+ * test, checked twice: alone, and beside a valid `postgres` (so neither the
+ * store's own pool nor a given `sql` changes the verdict).
+ */
+const INVALID: readonly (readonly [options: unknown, ...message: RegExp[]])[] =
+  [
+    [{ ttl: -1 }, /`ttl`.*positive/, /`ttl`.*-1/],
+    [{ ttl: 0 }, /`ttl`/],
+    [{ ttl: "3600" }, /`ttl`.*"3600"/],
+    [{ ttl: Number.NaN }, /`ttl`/],
+    [{ ttl: Infinity }, /`ttl`/],
+    [{ pruneSessionInterval: "x" }, /`pruneSessionInterval`.*"x"/],
+    [{ pruneSessionInterval: -5 }, /`pruneSessionInterval`/],
+    [{ pruneSessionInterval: -60 }, /`pruneSessionInterval`/],
+    [{ pruneSessionInterval: true }, /`pruneSessionInterval`/],
+    [
+      { pruneSessionRandomizedInterval: true },
+      /`pruneSessionRandomizedInterval`/,
+    ],
+    [{ pruneSessionRandomizedInterval: 5 }, /`pruneSessionRandomizedInterval`/],
+    [{ touchAfter: -1 }, /`touchAfter`/],
+    [{ callTimeout: 0 }, /`callTimeout`/],
+    [{ callTimeout: -1 }, /`callTimeout`/],
+    [{ callTimeout: "10" }, /`callTimeout`/],
+    [{ callTimeout: true }, /`callTimeout`/],
+    [{ callTimeout: Number.NaN }, /`callTimeout`/],
+    [{ tableName: "" }, /`tableName`.*non-empty/, /`tableName`.*""/],
+    [{ tableName: 42 }, /`tableName`.*42/],
+    [{ tableName: "a\0b" }, /`tableName`.*NUL/],
+    [{ tableName: "x".repeat(64) }, /`tableName`.*63 bytes/],
+    [{ tableName: "ß".repeat(40) }, /`tableName`.*63 bytes/],
+    [{ schemaName: "" }, /`schemaName`/],
+    [{ schemaName: ["public"] }, /`schemaName`.*array/],
+    [{ schemaName: "é".repeat(32) }, /`schemaName`.*63 bytes/],
+    [{ createTableIfMissing: "yes" }, /`createTableIfMissing`.*boolean/],
+    [{ disableTouch: 1 }, /`disableTouch`.*boolean/],
+    [{ errorLog: "console" }, /`errorLog`.*function/],
+    [{ postgres: {} }, /`postgres`.*postgres\.js/],
+    [{ postgres: () => {} }, /`postgres`.*postgres\.js/],
+    [{ postgres: "postgres://localhost/db" }, /`postgres`.*postgres\.js/],
+    [{ postgres: { query() {}, connect() {}, end() {} } }, /`postgres`/],
+    // connect-pg-simple's pg-only options, empty and as connect-pg-simple takes them.
+    ...["pool", "pgPromise", "conString", "conObject"].map((key) =>
+      [{ [key]: {} }, new RegExp(`\`${key}\`.*\`postgres\``)] as const
+    ),
+    [{ pool: { query() {} } }, /`pool` is for pg/, /`postgres`/],
+    [
+      { pool: new pg.Pool({ connectionString: DATABASE_URL }) },
+      /`pool` is for pg/,
+      /`postgres`/,
+    ],
+    [{ conString: DATABASE_URL }, /`conString` is for pg/, /`postgres`/],
+    [
+      { conObject: { connectionString: DATABASE_URL } },
+      /`conObject`.*`postgres`/,
+    ],
+    [{ pgPromise: { any: () => [] } }, /`pgPromise`.*`postgres`/],
+    // A typo cannot pass silently.
+    [{ tll: 60 }, /unknown option `tll`/],
+    [{ tablename: "session" }, /unknown option `tablename`/],
+    // Not an object at all: checked alone, as spreading it beside `postgres` would hide it.
+    ["postgres://x", /options must be an object/],
+    [null, /options must be an object/],
+    ["session", /options must be an object/],
+    [42, /options must be an object/],
+    [[], /options must be an object/],
+  ];
 
-test("connect-pg-simple's pg-only options point to `postgres`", () => {
-  for (const key of ["pool", "pgPromise", "conString", "conObject"]) {
-    rejects({ [key]: {} }, new RegExp(`\`${key}\`.*\`postgres\``));
+/** A row's options as a test name shows them: short, and one name per row. */
+function show(value: unknown): string {
+  if (typeof value === "function") return "fn";
+  if (typeof value === "number") return String(value);
+  if (typeof value === "string") {
+    return JSON.stringify(
+      value.length > 20 ? `${value.slice(0, 8)}…(${value.length})` : value,
+    );
   }
-});
+  if (Array.isArray(value)) return `[${value.map(show).join(", ")}]`;
+  if (value !== null && typeof value === "object") {
+    const kind = value.constructor;
+    if (kind && kind !== Object) return `a ${kind.name}`;
+    const entries = Object.entries(value).map(([k, v]) => `${k}: ${show(v)}`);
+    return entries.length === 0 ? "{}" : `{ ${entries.join(", ")} }`;
+  }
+  return String(value);
+}
 
-test("an unknown option is refused, so a typo cannot pass silently", () => {
-  rejects({ tll: 60 }, /unknown option `tll`/);
-});
+/** The TypeError constructing a store with `options` throws; fails the test if none. */
+function thrownBy(options: unknown): TypeError {
+  let thrown: unknown;
+  try {
+    new PostgresStoreClass(options as never);
+  } catch (error) {
+    thrown = error;
+  }
+  assert.ok(thrown instanceof TypeError, `a TypeError, got ${thrown}`);
+  return thrown;
+}
+
+for (const [options, ...message] of INVALID) {
+  test(`option validation: ${show(options)} is a TypeError saying what is wrong`, async () => {
+    const alone = thrownBy(options);
+    for (const pattern of message) assert.match(alone.message, pattern);
+    if (
+      typeof options !== "object" || options === null || Array.isArray(options)
+    ) {
+      return;
+    }
+    const sql = connect();
+    try {
+      const beside = thrownBy({ postgres: sql, ...options });
+      for (const pattern of message) assert.match(beside.message, pattern);
+    } finally {
+      await sql.end();
+    }
+  });
+}
 
 storeTest(
   "a table name with quotes, dots, spaces, capitals and unicode is one name",

@@ -3,8 +3,8 @@
  * `DATABASE_URL`, serves the app, and on Ctrl-C or SIGTERM closes the HTTP
  * server and the store before exiting.
  *
- * Runtime-neutral (`node:` modules only): `scripts/demo.ts` runs it on Deno
- * with the store from `mod.ts`, `scripts/demo/node_main.cjs` on Node with the
+ * Runtime-neutral (`node:` modules only): `deno_main.ts` runs it on Deno
+ * with the store from `mod.ts`, `node_main.cjs` on Node with the
  * store from the built npm package.
  *
  * @module

@@ -1,15 +1,12 @@
 /**
- * The npm build's source transforms (`scripts/build_npm.ts`). Deno only: the
+ * The npm build's source transforms (`scripts/npm/build.ts`). Deno only: the
  * build script is not part of the package. The package itself is tested as
  * installed by `deno task test:npm`.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  cjsDeclaration,
-  pinnedVersion,
-  rewriteSpecifiers,
-} from "../scripts/build_npm.ts";
+import { cjsDeclaration, rewriteSpecifiers } from "../scripts/npm/build.ts";
+import { pinnedVersion } from "../scripts/_shared.ts";
 
 test("relative .ts specifiers become .js in every import and export form", () => {
   const source = [

@@ -2,11 +2,11 @@
  * Run a command with `DATABASE_URL` pointing at a PostgreSQL server.
  *
  * ```sh
- * deno run -A scripts/with_postgres.ts [--keep-data[=DIR]] [--] <command> [args...]
+ * deno run -A scripts/postgres/with_postgres.ts [--keep-data[=DIR]] [--] <command> [args...]
  * ```
  *
  * - With `DATABASE_URL` already set, the command runs against that server.
- * - Otherwise a throwaway PostgreSQL starts (see `postgres_server.ts`; `EMBEDDED_PG_VERSION`
+ * - Otherwise a throwaway PostgreSQL starts (see `server.ts`; `EMBEDDED_PG_VERSION`
  *   picks another major), the command runs with `DATABASE_URL` set to it, and the server is
  *   stopped and its temporary directory removed afterwards.
  * - `--keep-data` keeps the cluster in a directory that survives runs, by default
@@ -22,10 +22,10 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { type PostgresServer, startPostgres } from "./postgres_server.ts";
+import { type PostgresServer, startPostgres } from "./server.ts";
 
 const DEFAULT_KEEP_DIR = fileURLToPath(
-  new URL("../.tmp/demo-pg", import.meta.url),
+  new URL("../../.tmp/demo-pg", import.meta.url),
 );
 const SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
@@ -39,7 +39,7 @@ const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
   SIGTERM: 15,
 };
 const USAGE =
-  "usage: deno run -A scripts/with_postgres.ts [--keep-data[=DIR]] [--] " +
+  "usage: deno run -A scripts/postgres/with_postgres.ts [--keep-data[=DIR]] [--] " +
   "<command> [args...]";
 
 /** Parsed command line. */

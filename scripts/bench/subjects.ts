@@ -11,9 +11,9 @@ import pg from "pg";
 import session from "express-session";
 import type { SessionData } from "express-session";
 import connectPgSimple from "connect-pg-simple";
-import connectPostgresSimple from "../mod.ts";
-import { resolveTableNames } from "../src/names.ts";
-import { statements } from "../src/queries.ts";
+import connectPostgresSimple from "../../mod.ts";
+import { resolveTableNames } from "../../src/names.ts";
+import { statements } from "../../src/queries.ts";
 
 /** The operations every subject offers, promise-shaped. */
 export interface Subject {

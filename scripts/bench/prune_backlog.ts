@@ -10,8 +10,8 @@
  * which uses `PRUNE_BATCH_SIZE`.
  *
  * ```sh
- * DATABASE_URL=postgres://... deno run -A scripts/prune_backlog_bench.ts
- * deno run -A scripts/with_postgres.ts deno run -A scripts/prune_backlog_bench.ts --rows 200000 --expired 20000
+ * DATABASE_URL=postgres://... deno run -A scripts/bench/prune_backlog.ts
+ * deno run -A scripts/postgres/with_postgres.ts deno run -A scripts/bench/prune_backlog.ts --rows 200000 --expired 20000
  * ```
  *
  * It works in a schema of its own and drops it at the end.
@@ -22,12 +22,12 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import session from "express-session";
-import connectPostgresSimple from "../mod.ts";
-import { createQueries } from "../src/queries.ts";
-import { tableDefinition } from "../src/queries.ts";
-import { resolveTableNames } from "../src/names.ts";
-import { PRUNE_BATCH_SIZE } from "../src/pruner.ts";
-import { nowSeconds } from "../src/expiry.ts";
+import connectPostgresSimple from "../../mod.ts";
+import { createQueries } from "../../src/queries.ts";
+import { tableDefinition } from "../../src/queries.ts";
+import { resolveTableNames } from "../../src/names.ts";
+import { PRUNE_BATCH_SIZE } from "../../src/pruner.ts";
+import { nowSeconds } from "../../src/expiry.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),

@@ -9,8 +9,12 @@
  * ```
  *
  * A Deno script (it starts the demo with `Deno.Command`); the pages it
- * drives are the same whichever runtime serves them. It saves a screenshot of the sessions page under `.tmp/browser/` and
- * prints its path. No sleeps: every wait is on a page, a process or a promise.
+ * drives are the same whichever runtime serves them. It saves a screenshot
+ * of the sessions page under `.tmp/browser/` and prints its path. No sleeps:
+ * every wait is on a page, a process or a promise.
+ *
+ * Named `*.browser.ts`, not `*_test.ts`, so that `deno test tests/` (which
+ * needs no browser) leaves it out; `deno task test:browser` names it.
  *
  * @module
  */
@@ -22,7 +26,7 @@ import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { type Browser, chromium, type Page } from "playwright-core";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
   "--headless",
@@ -44,7 +48,7 @@ function demoCommand(): string[] {
   if (process.env.DEMO_RUNTIME === "node") {
     return ["node", `${ROOT}.tmp/demo-node/main.cjs`];
   }
-  return [process.execPath, "run", "-A", `${ROOT}scripts/demo.ts`];
+  return [process.execPath, "run", "-A", `${ROOT}scripts/demo/deno_main.ts`];
 }
 
 /** A running demo. */

@@ -34,7 +34,7 @@ import {
   median,
   type Sample,
   type ServerCpu,
-} from "./bench_measure.ts";
+} from "./measure.ts";
 import {
   makeSessions,
   openSubject,
@@ -43,7 +43,7 @@ import {
   type SessionSet,
   type SubjectKind,
   WORKLOADS,
-} from "./bench_subjects.ts";
+} from "./subjects.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -92,7 +92,10 @@ if (!url) {
 const admin = postgres(url, { max: 1, onnotice: () => {} });
 const schema = `bench_${process.pid}`;
 const table = `"${schema}"."session"`;
-const tableSql = readFileSync(new URL("../table.sql", import.meta.url), "utf8");
+const tableSql = readFileSync(
+  new URL("../../table.sql", import.meta.url),
+  "utf8",
+);
 
 async function setUp(sessions: SessionSet): Promise<ServerCpu | undefined> {
   await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);

