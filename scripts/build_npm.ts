@@ -32,6 +32,7 @@ import {
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { packageLinks } from "./package_links.ts";
 
 /** The repository root. */
 export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
@@ -304,7 +305,16 @@ function cliBin(): Record<string, string> | undefined {
   const code = readFileSync(file, "utf8").replace(/^#!.*\n/, "");
   writeFileSync(file, `#!/usr/bin/env node\n${code}`);
   chmodSync(file, 0o755);
-  return { [PACKAGE_NAME]: `./esm/${CLI_SOURCE.replace(/\.ts$/, ".js")}` };
+  // No "./": npm publish rewrites a bin path that has one, with a warning.
+  return { [PACKAGE_NAME]: `esm/${CLI_SOURCE.replace(/\.ts$/, ".js")}` };
+}
+
+/**
+ * The `postgres` range the package accepts: every 3.x from the version
+ * deno.json pins (the lowest tested) on, e.g. `^3.4.9`.
+ */
+export function postgresRange(deno: DenoJson): string {
+  return `^${pinnedVersion(deno, "postgres")}`;
 }
 
 /** The npm `package.json`. */
@@ -314,7 +324,7 @@ function packageJson(deno: DenoJson): Record<string, unknown> {
     name: PACKAGE_NAME,
     version: deno.version,
     description:
-      "A PostgreSQL session store for express-session on postgres.js: a typed, faster drop-in for connect-pg-simple",
+      "A PostgreSQL session store for express-session and @fastify/session on postgres.js: a typed, faster drop-in for connect-pg-simple",
     license: "MIT",
     keywords: [
       "express-session",
@@ -324,11 +334,9 @@ function packageJson(deno: DenoJson): Record<string, unknown> {
       "postgresql",
       "connect-pg-simple",
       "express",
+      "fastify",
     ],
-    repository: {
-      type: "git",
-      url: "git+https://github.com/cps/connect-postgres-simple.git",
-    },
+    ...packageLinks(ROOT, process.env),
     type: "module",
     main: "./cjs/index.js",
     module: "./esm/mod.js",
@@ -345,7 +353,8 @@ function packageJson(deno: DenoJson): Record<string, unknown> {
     files: ["esm/", "cjs/", "table.sql"],
     engines: { node: `>=${NODE_MAJOR}` },
     sideEffects: false,
-    dependencies: { postgres: pinnedVersion(deno, "postgres") },
+    // A range, so an app that has postgres.js 3.x already shares one copy.
+    dependencies: { postgres: postgresRange(deno) },
     peerDependencies: {
       "@types/express-session": ">=1.17.0",
     },
