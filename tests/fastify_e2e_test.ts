@@ -9,7 +9,7 @@
  * expiry.
  *
  * Runs under Deno (`deno task test`) and, compiled, under Node and Bun
- * against the installed npm package (`deno task test:npm`).
+ * against the installed npm package (`deno task test:npm`, `test:bun`).
  */
 import assert from "node:assert/strict";
 import { storeTest, type TestBed } from "./_helpers.ts";
