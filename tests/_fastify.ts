@@ -32,26 +32,38 @@ export const FastifyPostgresStore: PostgresStoreClass = connectPostgresSimple(
   fastifySession as unknown as SessionModule,
 );
 
-/** Secrets must be 32 characters or more. */
-const SECRET = "a Fastify secret of 32 characters or more";
-
 /**
  * Starts an app on a free loopback port: `GET /count` adds a visit,
  * `GET /peek` reads without changing the session, `GET /regenerate` moves
  * the session to a new id keeping its count, `POST /logout` destroys it.
  * Cookies are not `Secure` (the tests speak plain HTTP), live 60 s, and an
- * unchanged new session is not saved.
+ * unchanged new session is not saved. With `cookieName: "connect.sid"` (or
+ * an Express app's `name`), `cookiePrefix: "s:"` and the Express app's
+ * secret, the two apps read each other's cookies.
  */
 export async function startFastifyApp(
   store: PostgresStore,
-  { rolling = true }: { rolling?: boolean } = {},
+  {
+    rolling = true,
+    cookieName,
+    cookiePrefix,
+    // Secrets must be 32 characters or more.
+    secret = "a Fastify secret of 32 characters or more",
+  }: {
+    rolling?: boolean;
+    cookieName?: string;
+    cookiePrefix?: string;
+    secret?: string;
+  } = {},
 ): Promise<CounterApp> {
   const app = Fastify();
   await app.register(fastifyCookie);
   await app.register(fastifySession, {
-    secret: SECRET,
+    secret,
     store,
     rolling,
+    cookieName,
+    cookiePrefix,
     saveUninitialized: false,
     cookie: { secure: false, maxAge: 60_000 },
   });

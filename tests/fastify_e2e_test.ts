@@ -13,7 +13,8 @@
  */
 import assert from "node:assert/strict";
 import { storeTest, type TestBed } from "./_helpers.ts";
-import { type Visit, visit as request } from "./_http.ts";
+import express from "express";
+import { startCounterApp, type Visit, visit as request } from "./_http.ts";
 import { FastifyPostgresStore, startFastifyApp } from "./_fastify.ts";
 
 interface App {
@@ -200,5 +201,55 @@ fastifyTest(
       expired,
       "the expired row is neither touched nor rewritten",
     );
+  },
+);
+
+storeTest(
+  "Fastify and Express on one table share sessions, either way round",
+  async (bed) => {
+    // express-session's cookie is "s:" + the id signed as @fastify/cookie signs it.
+    const cookie = {
+      name: "sid",
+      secret: "one secret for both apps, 32+ chars",
+    };
+    const store = new FastifyPostgresStore({
+      postgres: bed.sql,
+      schemaName: bed.schema,
+      pruneSessionInterval: false,
+    });
+    const apps = await Promise.all([
+      startCounterApp(express, bed.store(), cookie),
+      startFastifyApp(store, {
+        cookieName: cookie.name,
+        cookiePrefix: "s:",
+        secret: cookie.secret,
+      }),
+    ]);
+    const [onExpress, onFastify] = apps.map((app) => async (sid?: string) => {
+      const answer = await request(app.url, "/count", sid);
+      assert.equal(answer.status, 200);
+      return answer;
+    });
+    try {
+      const first = await onExpress();
+      const second = await onFastify(first.setCookie);
+      const third = await onExpress(second.setCookie ?? first.setCookie);
+      assert.deepEqual(
+        [second.count, second.id, third.count, third.id],
+        [2, first.id, 3, first.id],
+        "Express, then Fastify, then Express",
+      );
+
+      const other = await onFastify();
+      const back = await onExpress(other.setCookie);
+      assert.deepEqual([back.count, back.id], [2, other.id], "Fastify first");
+      assert.equal(
+        JSON.parse((await bed.row(other.id))?.sess ?? "{}").count,
+        2,
+      );
+    } finally {
+      await Promise.all(apps.map((app) => app.close()));
+      await store.close();
+    }
   },
 );
