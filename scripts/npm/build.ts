@@ -37,6 +37,7 @@ import {
   ROOT,
   run,
 } from "../_shared.ts";
+import { packageLinks } from "./links.ts";
 
 /** Where the package is written. */
 export const OUT_DIR: string = join(ROOT, "npm");
@@ -254,7 +255,16 @@ function cliBin(): Record<string, string> | undefined {
   const code = readFileSync(file, "utf8").replace(/^#!.*\n/, "");
   writeFileSync(file, `#!/usr/bin/env node\n${code}`);
   chmodSync(file, 0o755);
-  return { [PACKAGE_NAME]: `./esm/${CLI_SOURCE.replace(/\.ts$/, ".js")}` };
+  // No "./": npm publish rewrites a bin path that has one, with a warning.
+  return { [PACKAGE_NAME]: `esm/${CLI_SOURCE.replace(/\.ts$/, ".js")}` };
+}
+
+/**
+ * The `postgres` range the package accepts: every 3.x from the version
+ * deno.json pins (the lowest tested) on, e.g. `^3.4.9`.
+ */
+export function postgresRange(deno: DenoJson): string {
+  return `^${pinnedVersion(deno, "postgres")}`;
 }
 
 /** The npm `package.json`. */
@@ -264,7 +274,7 @@ function packageJson(deno: DenoJson): Record<string, unknown> {
     name: PACKAGE_NAME,
     version: deno.version,
     description:
-      "A PostgreSQL session store for express-session on postgres.js: a typed, faster drop-in for connect-pg-simple",
+      "A PostgreSQL session store for express-session and @fastify/session on postgres.js: a typed, faster drop-in for connect-pg-simple",
     license: "MIT",
     keywords: [
       "express-session",
@@ -274,11 +284,9 @@ function packageJson(deno: DenoJson): Record<string, unknown> {
       "postgresql",
       "connect-pg-simple",
       "express",
+      "fastify",
     ],
-    repository: {
-      type: "git",
-      url: "git+https://github.com/cps/connect-postgres-simple.git",
-    },
+    ...packageLinks(ROOT, process.env),
     type: "module",
     main: "./cjs/index.js",
     module: "./esm/mod.js",
@@ -295,7 +303,8 @@ function packageJson(deno: DenoJson): Record<string, unknown> {
     files: ["esm/", "cjs/", "table.sql"],
     engines: { node: `>=${NODE_MAJOR}` },
     sideEffects: false,
-    dependencies: { postgres: pinnedVersion(deno, "postgres") },
+    // A range, so an app that has postgres.js 3.x already shares one copy.
+    dependencies: { postgres: postgresRange(deno) },
     peerDependencies: {
       "@types/express-session": ">=1.17.0",
     },

@@ -1,7 +1,8 @@
 /**
  * Tests the npm package as users get it: builds it, packs it with
  * `npm pack`, installs the tarball into a fresh Node project in a temporary
- * directory, and there, under Node:
+ * directory (with postgres.js at the lowest or the newest version its range
+ * allows, as the only copy), and there:
  *
  * 1. type-checks `tests/npm/types/` with `tsc` (ESM, CommonJS
  *    `import = require`, esModuleInterop; strict, `module: nodenext`);
@@ -10,11 +11,13 @@
  *    together with the modules of `scripts/postgres/` it imports (the
  *    throwaway server, on `node:` APIs, so a fault test runs under Node too;
  *    its binaries linked from the repository's `node_modules`);
- * 3. runs it with `node --test`, together with the CommonJS and ESM entry
- *    checks in `tests/npm/`, on `DATABASE_URL`.
+ * 3. runs it with `node --test` (or `bun test`), together with the CommonJS
+ *    and ESM entry checks in `tests/npm/`, on `DATABASE_URL`.
  *
  * ```sh
  * deno task test:npm   # starts a throwaway PostgreSQL unless DATABASE_URL is set
+ * deno task test:npm -- --postgres=newest   # the newest postgres.js 3.x
+ * deno task test:bun   # the suite under Bun (= test:npm -- --runtime=bun)
  * KEEP_NPM_PROJECT=1 deno task test:npm   # keep the temporary Node project
  * ```
  *
@@ -36,9 +39,21 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
 import process from "node:process";
-import { buildNpm, OUT_DIR, rewriteSpecifiers } from "./build.ts";
+import {
+  buildNpm,
+  OUT_DIR,
+  postgresRange,
+  rewriteSpecifiers,
+} from "./build.ts";
 import { PACKAGE_PLATFORM, PINNED_PACKAGE_DIR } from "../postgres/binaries.ts";
 import { capture, pinnedVersion, readDenoJson, ROOT, run } from "../_shared.ts";
+import {
+  checkPostgres,
+  parseVariant,
+  postgresSpec,
+  testCommand,
+  variantInstallArgs,
+} from "./variants.ts";
 
 const PACKAGE = "connect-postgres-simple";
 const TESTS_DIR = join(ROOT, "tests");
@@ -263,6 +278,7 @@ function kib(bytes: number): string {
 
 function main(): number {
   const started = performance.now();
+  const variant = parseVariant(process.argv.slice(2));
   if (!process.env.DATABASE_URL) {
     throw new Error(
       "DATABASE_URL is not set: run `deno task test:npm`, which starts a throwaway PostgreSQL",
@@ -270,6 +286,8 @@ function main(): number {
   }
   const sources = testSources();
   buildNpm();
+  const range = postgresRange(readDenoJson());
+  const postgres = postgresSpec(range, variant);
   const project = mkdtempSync(join(tmpdir(), "cps-npm-"));
   try {
     const [packed] = JSON.parse(
@@ -289,6 +307,7 @@ function main(): number {
       name: "connect-postgres-simple-npm-check",
       private: true,
       type: "module",
+      overrides: { postgres },
     });
     const imports = [
       ...new Set([
@@ -302,9 +321,18 @@ function main(): number {
       "--no-fund",
       "--loglevel=error",
       `./${packed.filename}`,
-      ...dependencies(imports.filter((name) => !LINKED.has(name))),
+      ...variantInstallArgs(
+        dependencies(imports.filter((name) => !LINKED.has(name))),
+        postgres,
+        variant,
+      ),
     ], { cwd: project });
     linkPackages(project);
+    console.log(
+      `test:npm: postgres.js ${
+        checkPostgres(project, PACKAGE, postgres, variant)
+      } (the ${variant.postgres} ${range} allows)`,
+    );
 
     console.log("test:npm: tsc on tests/npm/types (ESM, CJS, esModuleInterop)");
     const types = join(project, "types");
@@ -318,16 +346,9 @@ function main(): number {
 
     console.log("test:npm: compiling the suite against the installed package");
     const files = [...compileTests(project, sources), ...entryChecks(project)];
-    console.log(`test:npm: node --test, ${files.length} files`);
-    const result = spawnSync("node", [
-      "--test",
-      "--test-reporter=spec",
-      "--test-timeout=120000",
-      // As under `deno test`: a file whose tests are done does not wait
-      // for sockets or timers a test left open.
-      "--test-force-exit",
-      ...files,
-    ], { cwd: project, stdio: "inherit" });
+    const [runner, args] = testCommand(project, variant, files);
+    console.log(`test:npm: ${variant.runtime}, ${files.length} files`);
+    const result = spawnSync(runner, args, { cwd: project, stdio: "inherit" });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(
       `test:npm: ${

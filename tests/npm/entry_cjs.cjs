@@ -1,4 +1,4 @@
-// Run by `deno task test:npm` under Node, against the installed package:
+// Run by `deno task test:npm` under Node (and `test:bun` under Bun), against the installed package:
 // the CommonJS entry point, as connect-pg-simple users write it.
 "use strict";
 const { test } = require("node:test");
@@ -7,7 +7,10 @@ const { readFileSync } = require("node:fs");
 const { execFileSync } = require("node:child_process");
 const { dirname, join } = require("node:path");
 const session = require("express-session");
-const postgres = require("postgres");
+// Under Bun, postgres.js's "bun" export condition picks its ES module, so
+// require() gives the module namespace, and the function is its default.
+const postgresModule = require("postgres");
+const postgres = postgresModule.default ?? postgresModule;
 const connectPostgresSimple = require("connect-postgres-simple");
 
 test("CJS: require() gives the factory, with its named exports attached", () => {
