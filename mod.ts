@@ -32,6 +32,8 @@
 import { createStoreClass } from "./src/store.ts";
 import type { PostgresStoreClass, SessionModule } from "./src/types.ts";
 
+export { CallTimeoutError } from "./src/calls.ts";
+
 export type {
   Callback,
   ErrorLog,

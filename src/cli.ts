@@ -19,14 +19,19 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { parseOptions } from "./options.ts";
-import { createQueries, type Queries } from "./queries.ts";
+import { createQueries, isRefusedWrite, type Queries } from "./queries.ts";
+import { createTable, tableExists } from "./schema.ts";
 import { pruneInBatches } from "./pruner.ts";
 import { nowSeconds } from "./expiry.ts";
+import { createCalls } from "./calls.ts";
+import { createServerClock } from "./server_clock.ts";
+import { unlessSet } from "./connection.ts";
 import type { PostgresSql } from "./types.ts";
 import type { TableNames } from "./names.ts";
 
 const NAME = "connect-postgres-simple";
 const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
+const DEFAULT_TIMEOUT_SECONDS = 60;
 
 /** The text of `--help`. */
 export const HELP = `Usage: ${NAME} <command> [options]
@@ -44,7 +49,12 @@ Options:
                            PGDATABASE); prefer the environment for secrets
   --schema-name NAME       the table's schema (default: the search_path)
   --table-name NAME        the table (default: session)
-  --connect-timeout SECS   give up connecting after this long (default ${DEFAULT_CONNECT_TIMEOUT_SECONDS})
+  --connect-timeout SECS   give up connecting after this long (default: the
+                           URL's connect_timeout, else PGCONNECT_TIMEOUT,
+                           else ${DEFAULT_CONNECT_TIMEOUT_SECONDS})
+  --timeout SECS           give up on a statement, or on waiting for a lock
+                           on the table, after this long (default ${DEFAULT_TIMEOUT_SECONDS}); a
+                           prune batch cut short changes nothing
   --json                   print the result as one line of JSON
   -h, --help               print this help
 
@@ -65,7 +75,10 @@ interface Invocation {
   url: string | undefined;
   schemaName: string | undefined;
   tableName: string | undefined;
-  connectTimeout: number;
+  /** Seconds, or `undefined` to take the URL's or the environment's. */
+  connectTimeout: number | undefined;
+  /** Seconds a statement, or a wait for a lock, may take. */
+  timeout: number;
   json: boolean;
 }
 
@@ -85,6 +98,7 @@ function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
         "schema-name": { type: "string" },
         "table-name": { type: "string" },
         "connect-timeout": { type: "string" },
+        timeout: { type: "string" },
       },
     });
   } catch (error) {
@@ -98,7 +112,7 @@ function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
     json: values.json ?? false,
   };
   if (values.help || positionals[0] === "help") {
-    return { command: "help", connectTimeout: 0, ...base };
+    return { command: "help", connectTimeout: 0, timeout: 0, ...base };
   }
   if (positionals.length === 0) throw new UsageError("no command given");
   const [command, ...extra] = positionals;
@@ -108,30 +122,48 @@ function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
   if (extra.length) {
     throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
   }
-  const timeoutText = values["connect-timeout"];
-  const connectTimeout = timeoutText === undefined
-    ? DEFAULT_CONNECT_TIMEOUT_SECONDS
-    : Number(timeoutText);
-  if (!(Number.isFinite(connectTimeout) && connectTimeout > 0)) {
-    throw new UsageError(
-      `--connect-timeout must be a positive number of seconds, got ${
-        JSON.stringify(timeoutText)
-      }`,
-    );
-  }
+  const connectTimeout = seconds(
+    values["connect-timeout"],
+    "--connect-timeout",
+  );
   return {
     command: command as Invocation["command"],
     connectTimeout,
+    timeout: seconds(values.timeout, "--timeout") ?? DEFAULT_TIMEOUT_SECONDS,
     ...base,
   };
 }
 
+/** A flag's positive number of seconds, or `undefined` when not given. */
+function seconds(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!(Number.isFinite(value) && value > 0)) {
+    throw new UsageError(
+      `${flag} must be a positive number of seconds, got ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return value;
+}
+
 /** What went wrong, in words a person running the command can act on. */
-function describeFailure(error: unknown, table: string): string {
+function describeFailure(
+  error: unknown,
+  table: string,
+  timeout: number,
+): string {
   const { code, message } = error as { code?: string; message?: string };
   const text = message ?? String(error);
   if (code === "42P01") {
     return `table ${table} does not exist (run \`${NAME} create-table\` first): ${text}`;
+  }
+  if (code === "55P03") {
+    return `table ${table} is locked by another transaction: gave up after ${timeout} s (--timeout); nothing was changed`;
+  }
+  if (code === "CALL_TIMEOUT") {
+    return `no answer from the database within ${timeout} s (--timeout); nothing more was changed`;
   }
   if (
     code &&
@@ -145,7 +177,7 @@ function describeFailure(error: unknown, table: string): string {
 
 async function run(
   invocation: Invocation,
-  queries: Queries,
+  sql: PostgresSql,
   names: TableNames,
   io: CliIo,
 ): Promise<void> {
@@ -156,15 +188,19 @@ async function run(
         ? JSON.stringify({ schema: schema ?? null, table: name, ...result })
         : words,
     );
+  const queries = createQueries({ sql }, names);
   switch (invocation.command) {
     case "prune": {
-      const deleted = await pruneInBatches(queries, nowSeconds());
+      const deleted = await pruneInBatches(
+        boundedBatch(queries, invocation.timeout * 1000),
+        nowSeconds(),
+      );
       print({ deleted }, `deleted ${deleted} expired sessions from ${table}`);
       break;
     }
     case "create-table": {
-      const existed = await queries.tableExists();
-      if (!existed) await queries.createTable();
+      const existed = await tableExists(sql, names);
+      if (!existed) await createTable(sql, names);
       print(
         { created: !existed },
         existed ? `table ${table} already exists` : `created table ${table}`,
@@ -184,8 +220,31 @@ async function run(
 }
 
 /**
+ * One prune batch at a time, each limited like a store call: it waits at
+ * most `limitMs` for a lock on the table, and past that it never applies.
+ */
+function boundedBatch(
+  queries: Queries,
+  limitMs: number,
+): (now: number, limit: number) => Promise<number | null> {
+  const calls = createCalls(limitMs, isRefusedWrite);
+  const clock = createServerClock(() => queries.clock());
+  return (now, limit) =>
+    calls.run("prune", async (call) => {
+      const cutoff = await clock.toServerSeconds(call.writeBy);
+      return queries.pruneBatch(
+        now,
+        limit,
+        cutoff,
+        call.writeBy - performance.now(),
+      );
+    });
+}
+
+/**
  * Runs the command with `args` (without the program name) and resolves to
- * its exit status; it never throws and never calls `process.exit`.
+ * its exit status. Usage and database errors become a message and a status;
+ * it never calls `process.exit`.
  *
  * @example
  * ```ts ignore
@@ -230,18 +289,28 @@ export async function main(
   const options = {
     max: 1,
     onnotice: () => {},
-    connect_timeout: invocation.connectTimeout,
-    connection: { application_name: `${NAME} ${invocation.command}` },
+    ...(invocation.connectTimeout === undefined
+      ? unlessSet(
+        "connect_timeout",
+        invocation.url,
+        DEFAULT_CONNECT_TIMEOUT_SECONDS,
+        io.env,
+      )
+      : { connect_timeout: invocation.connectTimeout }),
+    ...(io.env.PGAPPNAME === undefined &&
+        !/[?&]application_name=/.test(invocation.url ?? "")
+      ? { connection: { application_name: `${NAME} ${invocation.command}` } }
+      : {}),
   };
   let sql: PostgresSql | undefined;
   try {
     sql = invocation.url
       ? postgres(invocation.url, options)
       : postgres(options);
-    await run(invocation, createQueries(sql, names), names, io);
+    await run(invocation, sql, names, io);
     return 0;
   } catch (error) {
-    io.err(`${NAME}: ${describeFailure(error, table)}`);
+    io.err(`${NAME}: ${describeFailure(error, table, invocation.timeout)}`);
     return 1;
   } finally {
     await sql?.end({ timeout: 1 }).catch(() => {});

@@ -9,21 +9,27 @@ import type { PostgresSql } from "./types.ts";
 
 /**
  * Opens a pool from `DATABASE_URL`, or else from the `PG*` variables
- * (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`, ...), which
- * postgres.js reads itself. Notices are dropped: the store's own
+ * (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`, `PGAPPNAME`,
+ * ...), which postgres.js reads itself. Notices are dropped: the store's own
  * `IF NOT EXISTS` statements would otherwise print them.
  *
  * While the database is down, postgres.js's defaults let a call wait up to
  * 30 s for a connection attempt and its reconnect backoff grow to 20 s, which
  * also delays recovery once the database is back. Unless the URL or the
  * environment (`PGCONNECT_TIMEOUT`, `PGBACKOFF`) sets them, this pool gives up
- * on an attempt after 5 s and waits at most 1 s between attempts.
+ * on an attempt after 5 s and waits at most 1 s between attempts. Its
+ * connections are named `connect-postgres-simple` unless `PGAPPNAME` or the
+ * URL's `application_name` names them.
  */
 export function openConnection(): PostgresSql {
   const url = process.env.DATABASE_URL;
+  const named = process.env.PGAPPNAME !== undefined ||
+    (url !== undefined && /[?&]application_name=/.test(url));
   const options = {
     onnotice: () => {},
-    connection: { application_name: "connect-postgres-simple" },
+    ...(named
+      ? {}
+      : { connection: { application_name: "connect-postgres-simple" } }),
     ...unlessSet("connect_timeout", url, 5),
     ...unlessSet(
       "backoff",
@@ -34,13 +40,25 @@ export function openConnection(): PostgresSql {
   return url ? postgres(url, options) : postgres(options);
 }
 
-/** `{ [name]: value }`, or nothing when the URL or a `PG*` variable sets `name`. */
-function unlessSet<T>(
+/**
+ * `{ [name]: value }`, or nothing when the URL or the `PG*` variable of that
+ * setting (e.g. `connect_timeout` and `PGCONNECT_TIMEOUT`) sets it, so that
+ * what a deployment configures wins over the store's default.
+ *
+ * @example
+ * ```ts
+ * import { unlessSet } from "./connection.ts";
+ * unlessSet("connect_timeout", "postgres://h/db?connect_timeout=9", 5, {}); // => {}
+ * unlessSet("connect_timeout", "postgres://h/db", 5, {}); // => { connect_timeout: 5 }
+ * ```
+ */
+export function unlessSet<T>(
   name: string,
   url: string | undefined,
   value: T,
+  env: Record<string, string | undefined> = process.env,
 ): Record<string, T> {
   const inUrl = url !== undefined && new RegExp(`[?&]${name}=`).test(url);
-  const inEnv = process.env[`PG${name.toUpperCase()}`] !== undefined;
+  const inEnv = env[`PG${name.toUpperCase()}`] !== undefined;
   return inUrl || inEnv ? {} : { [name]: value };
 }

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { DEFAULT_TTL_SECONDS } from "./options.ts";
+/** connect-pg-simple's default lifetime of a session without cookie expiry. */
+export const DEFAULT_TTL_SECONDS = 86400;
 
 /** The current time in whole seconds, rounded up (connect-pg-simple's clock). */
 export function nowSeconds(nowMs: number = Date.now()): number {

@@ -15,15 +15,25 @@ import {
   resolveTableNames,
   type TableNames,
 } from "./names.ts";
+import { MAX_TIMER_DELAY_MS } from "./pruner.ts";
 
-/** connect-pg-simple's default lifetime of a session without cookie expiry. */
-export const DEFAULT_TTL_SECONDS = 86400;
 /** The default interval between automatic prunes (the original README's 60 s). */
 export const DEFAULT_PRUNE_INTERVAL_SECONDS = 60;
 /** How long a call may wait for PostgreSQL by default. */
 export const DEFAULT_CALL_TIMEOUT_SECONDS = 10;
-/** The longest delay a timer accepts (Node turns longer ones into 1 ms). */
-export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+/**
+ * The longest `ttl` and `touchAfter`: 100 years. Sane for any session, and
+ * far inside PostgreSQL's timestamps (which end in the year 294276), so an
+ * expiry computed from it can always be stored.
+ */
+export const MAX_LIFETIME_SECONDS = 100 * 365.25 * 86400;
+/** The shortest prune interval: one prune transaction a second at most. */
+export const MIN_PRUNE_INTERVAL_SECONDS = 1;
+/** The longest interval or limit a timer can wait, in whole seconds (about 24.8 days). */
+export const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_DELAY_MS / 1000);
+/** The shortest `callTimeout`: less leaves no time for a round trip. */
+export const MIN_CALL_TIMEOUT_SECONDS = 0.05;
 
 /** A store's settings after validation. */
 export interface StoreConfig {
@@ -36,28 +46,38 @@ export interface StoreConfig {
   names: TableNames;
   /** Milliseconds between prunes, or `false` for no automatic pruning. */
   pruneIntervalMs: number | false;
-  /** Turns the interval into the next delay. */
-  pruneDelay: PruneDelayRandomizer;
+  /** Spreads each prune delay: a function, `false` for none, `undefined` for the default. */
+  pruneRandomizer: PruneDelayRandomizer | false | undefined;
   errorLog: ErrorLog;
   touchAfterSeconds: number;
-  /** Milliseconds a call may wait for PostgreSQL, or `false` for no limit. */
+  /** Milliseconds a call may take, or `false` for no limit. */
   callTimeoutMs: number | false;
 }
 
+/**
+ * Every option the store knows, checked by the compiler against
+ * {@linkcode PostgresStoreOptions}: a key missing here or not there fails
+ * `deno check`, so the list cannot drift.
+ */
+const OPTION_NAMES = {
+  postgres: true,
+  ttl: true,
+  createTableIfMissing: true,
+  disableTouch: true,
+  schemaName: true,
+  tableName: true,
+  pruneSessionInterval: true,
+  pruneSessionRandomizedInterval: true,
+  errorLog: true,
+  touchAfter: true,
+  callTimeout: true,
+} as const satisfies Record<keyof PostgresStoreOptions, true>;
+
+/** The names of every option, in the order the documentation lists them. */
+export const KNOWN_OPTIONS: readonly (keyof PostgresStoreOptions)[] = Object
+  .keys(OPTION_NAMES) as (keyof PostgresStoreOptions)[];
+
 const PG_ONLY_OPTIONS = ["pool", "pgPromise", "conString", "conObject"];
-const KNOWN_OPTIONS = new Set<string>([
-  "postgres",
-  "ttl",
-  "createTableIfMissing",
-  "disableTouch",
-  "schemaName",
-  "tableName",
-  "pruneSessionInterval",
-  "pruneSessionRandomizedInterval",
-  "errorLog",
-  "touchAfter",
-  "callTimeout",
-]);
 
 function fail(option: string, accepts: string, value: unknown): never {
   throw new TypeError(
@@ -78,21 +98,13 @@ function describe(value: unknown): string {
   return typeof value === "object" ? "an object" : typeof value;
 }
 
-function optionalBoolean(
-  options: PostgresStoreOptions,
-  key: keyof PostgresStoreOptions,
-): boolean {
-  const value = options[key];
+function optionalBoolean(value: unknown, key: string): boolean {
   if (value === undefined) return false;
   if (typeof value !== "boolean") fail(key, "a boolean", value);
   return value;
 }
 
-function optionalName(
-  options: PostgresStoreOptions,
-  key: "schemaName" | "tableName",
-): string | undefined {
-  const value = options[key];
+function optionalName(value: unknown, key: string): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "string" || value === "" || value.includes("\0")) {
     fail(key, "a non-empty string without NUL characters", value);
@@ -108,18 +120,29 @@ function optionalName(
   return value;
 }
 
+/**
+ * A number of seconds within `[min, max]`; `min` itself is excluded when
+ * `exclusive` (e.g. "positive").
+ */
 function optionalSeconds(
-  options: PostgresStoreOptions,
-  key: "ttl" | "touchAfter" | "pruneSessionInterval" | "callTimeout",
-  min: "positive" | "non-negative",
+  value: unknown,
+  key: string,
+  range: { min: number; max: number; exclusive?: boolean; words: string },
 ): number | undefined {
-  const value = options[key];
   if (value === undefined) return undefined;
+  const { min, max, exclusive = false, words } = range;
   const ok = typeof value === "number" && Number.isFinite(value) &&
-    (min === "positive" ? value > 0 : value >= 0);
-  if (!ok) fail(key, `a finite ${min} number of seconds`, value);
+    (exclusive ? value > min : value >= min) && value <= max;
+  if (!ok) fail(key, words, value);
   return value as number;
 }
+
+const LIFETIME = {
+  min: 0,
+  max: MAX_LIFETIME_SECONDS,
+  words:
+    `a positive number of seconds, at most ${MAX_LIFETIME_SECONDS} (100 years)`,
+};
 
 function isPostgresSql(value: unknown): value is PostgresSql {
   if (typeof value !== "function") return false;
@@ -128,9 +151,21 @@ function isPostgresSql(value: unknown): value is PostgresSql {
     typeof sql.end === "function";
 }
 
-/** Spreads a delay over 50–150 % of itself, as connect-pg-simple does. */
-export function randomizedDelay(delayMs: number): number {
-  return Math.ceil(delayMs / 2 + delayMs * Math.random());
+function checkKeys(raw: object): void {
+  for (const key of Object.keys(raw)) {
+    if (PG_ONLY_OPTIONS.includes(key)) {
+      throw new TypeError(
+        `connect-postgres-simple: option \`${key}\` is for pg (connect-pg-simple); pass a postgres.js sql as \`postgres\` instead`,
+      );
+    }
+    if (!Object.hasOwn(OPTION_NAMES, key)) {
+      throw new TypeError(
+        `connect-postgres-simple: unknown option \`${key}\`; known options: ${
+          KNOWN_OPTIONS.join(", ")
+        }`,
+      );
+    }
+  }
 }
 
 /**
@@ -150,20 +185,7 @@ export function parseOptions(
       }`,
     );
   }
-  for (const key of Object.keys(raw)) {
-    if (PG_ONLY_OPTIONS.includes(key)) {
-      throw new TypeError(
-        `connect-postgres-simple: option \`${key}\` is for pg (connect-pg-simple); pass a postgres.js sql as \`postgres\` instead`,
-      );
-    }
-    if (!KNOWN_OPTIONS.has(key)) {
-      throw new TypeError(
-        `connect-postgres-simple: unknown option \`${key}\`; known options: ${
-          [...KNOWN_OPTIONS].join(", ")
-        }`,
-      );
-    }
-  }
+  checkKeys(raw);
   const options = raw;
 
   if (options.postgres !== undefined && !isPostgresSql(options.postgres)) {
@@ -187,33 +209,42 @@ export function parseOptions(
   }
   const interval = options.pruneSessionInterval === false
     ? false
-    : optionalSeconds(options, "pruneSessionInterval", "positive") ??
-      DEFAULT_PRUNE_INTERVAL_SECONDS;
-
+    : optionalSeconds(options.pruneSessionInterval, "pruneSessionInterval", {
+      min: MIN_PRUNE_INTERVAL_SECONDS,
+      max: MAX_TIMER_SECONDS,
+      words:
+        `false or a number of seconds from ${MIN_PRUNE_INTERVAL_SECONDS} to ${MAX_TIMER_SECONDS} (about 24.8 days)`,
+    }) ?? DEFAULT_PRUNE_INTERVAL_SECONDS;
   const callTimeout = options.callTimeout === false
     ? false
-    : optionalSeconds(options, "callTimeout", "positive") ??
-      DEFAULT_CALL_TIMEOUT_SECONDS;
+    : optionalSeconds(options.callTimeout, "callTimeout", {
+      min: MIN_CALL_TIMEOUT_SECONDS,
+      max: MAX_TIMER_SECONDS,
+      words:
+        `false or a number of seconds from ${MIN_CALL_TIMEOUT_SECONDS} to ${MAX_TIMER_SECONDS} (about 24.8 days)`,
+    }) ?? DEFAULT_CALL_TIMEOUT_SECONDS;
 
   return Object.freeze({
     postgres: options.postgres,
-    ttl: optionalSeconds(options, "ttl", "positive"),
-    createTableIfMissing: optionalBoolean(options, "createTableIfMissing"),
-    disableTouch: optionalBoolean(options, "disableTouch"),
+    ttl: optionalSeconds(options.ttl, "ttl", { ...LIFETIME, exclusive: true }),
+    createTableIfMissing: optionalBoolean(
+      options.createTableIfMissing,
+      "createTableIfMissing",
+    ),
+    disableTouch: optionalBoolean(options.disableTouch, "disableTouch"),
     names: resolveTableNames(
-      optionalName(options, "schemaName"),
-      optionalName(options, "tableName") ?? "session",
+      optionalName(options.schemaName, "schemaName"),
+      optionalName(options.tableName, "tableName") ?? "session",
       warn,
     ),
     pruneIntervalMs: interval === false ? false : interval * 1000,
-    pruneDelay: randomizer === false
-      ? (delayMs: number) => delayMs
-      : randomizer ?? randomizedDelay,
+    pruneRandomizer: randomizer,
     errorLog: options.errorLog ?? console.error.bind(console),
-    callTimeoutMs: callTimeout === false
-      ? false
-      : Math.min(callTimeout * 1000, MAX_TIMER_DELAY_MS),
-    touchAfterSeconds: optionalSeconds(options, "touchAfter", "non-negative") ??
-      0,
+    callTimeoutMs: callTimeout === false ? false : callTimeout * 1000,
+    touchAfterSeconds: optionalSeconds(options.touchAfter, "touchAfter", {
+      ...LIFETIME,
+      words:
+        `a non-negative number of seconds, at most ${MAX_LIFETIME_SECONDS} (100 years)`,
+    }) ?? 0,
   });
 }

@@ -1,20 +1,48 @@
 /**
- * Every statement the store runs, built once per store from its quoted table
- * name and sent as prepared statements. Times are whole seconds passed
- * through `to_timestamp`, connect-pg-simple's convention, so both stores
- * read and write `expire` the same way.
+ * Every statement the store runs on its table, built once per store from
+ * its quoted name and sent as prepared statements. Times are whole seconds
+ * passed through `to_timestamp`, connect-pg-simple's convention, so both
+ * stores read and write `expire` the same way.
+ *
+ * Every write carries a cutoff, a time in the server's clock: the statement
+ * checks the clock after its rows are written and, past the cutoff, fails
+ * instead of committing. So a write that was queued or delayed past its
+ * call's deadline never applies (see `calls.ts`). A write's answer is the
+ * number of rows it changed and the server's clock at the check, which
+ * calibrates the next cutoff (`server_clock.ts`).
  *
  * @module
  */
 import type { PostgresSql } from "./types.ts";
 import type { TableNames } from "./names.ts";
 
-/** Advisory lock class ids (first key): one for pruning, one for table creation. */
-const PRUNE_LOCK = 0x63707370; // "cpsp"
-const CREATE_LOCK = 0x63707363; // "cpsc"
+/** Advisory lock class id (first key) for pruning: "cpsp". */
+const PRUNE_LOCK = 0x63707370;
 
-/** The operations of one session table. */
+/** The text a write refused at its cutoff carries in its error message. */
+const REFUSAL =
+  "connect-postgres-simple: write refused, past the cutoff of its call";
+
+/** Whether `error` is a write's refusal to apply past its cutoff. */
+export function isRefusedWrite(error: unknown): boolean {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return code === "22P02" && typeof message === "string" &&
+    message.includes(REFUSAL);
+}
+
+/** A write's answer: rows changed, and the server's clock (epoch seconds) when it checked its cutoff. */
+export type WriteResult = [count: number, serverSeconds: number];
+
+/** Where queries run; the store's own pool may replace its `sql` after a fault. */
+export interface Database {
+  /** The postgres.js instance to send the next statement to. */
+  readonly sql: PostgresSql;
+}
+
+/** The operations of one session table. Times are epoch seconds. */
 export interface Queries {
+  /** The server's clock, in seconds since the epoch. */
+  clock(): Promise<number>;
   /** The stored JSON text of an unexpired session, or `null`. */
   get(sid: string, now: number): Promise<string | null>;
   /**
@@ -23,7 +51,12 @@ export interface Queries {
    */
   getWithExpiry(sid: string, now: number): Promise<[string, number] | null>;
   /** Upserts a session given as JSON text. */
-  set(sid: string, json: string, expire: number): Promise<void>;
+  set(
+    sid: string,
+    json: string,
+    expire: number,
+    cutoff: number,
+  ): Promise<WriteResult>;
   /**
    * Moves an unexpired session's expiry, unless it would move by less than
    * `touchAfter` seconds.
@@ -33,47 +66,33 @@ export interface Queries {
     expire: number,
     now: number,
     touchAfter: number,
-  ): Promise<void>;
-  destroy(sid: string): Promise<void>;
+    cutoff: number,
+  ): Promise<WriteResult>;
+  destroy(sid: string, cutoff: number): Promise<WriteResult>;
   /** `[sid, json]` of every unexpired session. */
   all(now: number): Promise<[string, string][]>;
   ids(now: number): Promise<string[]>;
   length(now: number): Promise<number>;
-  clear(): Promise<void>;
+  clear(cutoff: number): Promise<WriteResult>;
   /** How many rows the table holds, and how many of them are unexpired at `now`. */
   stats(now: number): Promise<{ total: number; live: number }>;
   /**
-   * Deletes up to `limit` expired sessions in one short transaction, holding
-   * the table's prune lock; resolves to the count deleted, or `null` when
-   * another session holds the lock.
+   * Deletes up to `limit` sessions expired both at `now` and by the server's
+   * clock, in one short transaction holding the table's prune lock; resolves
+   * to the count deleted, or `null` when another session holds the lock.
+   * Waits at most `lockTimeoutMs` (when finite) for a lock on the table.
    */
-  pruneBatch(now: number, limit: number): Promise<number | null>;
-  /** Whether the table exists. */
-  tableExists(): Promise<boolean>;
-  /**
-   * Creates the schema, table and index when missing, serialised across
-   * every process by an advisory lock so concurrent starts cannot race.
-   */
-  createTable(): Promise<void>;
-}
-
-/** The table's DDL, with constraint and index names derived from the table. */
-export function tableDefinition(names: TableNames): string[] {
-  const t = names.qualified;
-  return [
-    `CREATE TABLE IF NOT EXISTS ${t} (
-  "sid" varchar NOT NULL COLLATE "default",
-  "sess" json NOT NULL,
-  "expire" timestamp(6) NOT NULL,
-  CONSTRAINT ${names.primaryKey} PRIMARY KEY ("sid") NOT DEFERRABLE INITIALLY IMMEDIATE
-)
-WITH (OIDS=FALSE)`,
-    `CREATE INDEX IF NOT EXISTS ${names.expireIndex} ON ${t} ("expire")`,
-  ];
+  pruneBatch(
+    now: number,
+    limit: number,
+    cutoff: number,
+    lockTimeoutMs: number,
+  ): Promise<number | null>;
 }
 
 /** The statements of one session table. */
 export type StatementName =
+  | "clock"
   | "get"
   | "getWithExpiry"
   | "set"
@@ -94,55 +113,78 @@ export type StatementName =
 export function statements(names: TableNames): Record<StatementName, string> {
   const t = names.qualified;
   const at = (n: number) => `to_timestamp($${n}::float8)`;
+  // A data-modifying CTE runs to completion before the outer SELECT reads
+  // its count, so the clock is checked after the rows are written (and any
+  // row lock waited for); failing there rolls the whole statement back.
+  const guarded = (write: string, cutoff: number) =>
+    `WITH w AS (${write} RETURNING 1)
+SELECT count(*)::int4, CASE WHEN clock_timestamp() < ${at(cutoff)}
+  THEN extract(epoch FROM clock_timestamp())::float8
+  ELSE ('${REFUSAL} at ' || clock_timestamp())::float8 END FROM w`;
   return {
+    clock: "SELECT extract(epoch FROM clock_timestamp())::float8",
     get: `SELECT sess::text FROM ${t} WHERE sid = $1 AND expire >= ${at(2)}`,
     getWithExpiry:
       `SELECT sess::text, extract(epoch FROM expire::timestamptz)::float8 FROM ${t}
 WHERE sid = $1 AND expire >= ${at(2)}`,
-    set: `INSERT INTO ${t} (sid, sess, expire) VALUES ($1, $2::text::json, ${
-      at(3)
-    })
+    set: guarded(
+      `INSERT INTO ${t} (sid, sess, expire) VALUES ($1, $2::text::json, ${
+        at(3)
+      })
 ON CONFLICT (sid) DO UPDATE SET sess = excluded.sess, expire = excluded.expire`,
-    touch: `UPDATE ${t} SET expire = ${at(2)} WHERE sid = $1 AND expire >= ${
-      at(3)
-    }
+      4,
+    ),
+    touch: guarded(
+      `UPDATE ${t} SET expire = ${at(2)} WHERE sid = $1 AND expire >= ${at(3)}
 AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
-    destroy: `DELETE FROM ${t} WHERE sid = $1`,
+      5,
+    ),
+    destroy: guarded(`DELETE FROM ${t} WHERE sid = $1`, 2),
     all: `SELECT sid, sess::text FROM ${t} WHERE expire >= ${at(1)}`,
     ids: `SELECT sid FROM ${t} WHERE expire >= ${at(1)}`,
     length: `SELECT count(*)::float8 FROM ${t} WHERE expire >= ${at(1)}`,
-    clear: `DELETE FROM ${t}`,
+    clear: guarded(`DELETE FROM ${t}`, 1),
     stats: `SELECT count(*)::float8, (count(*) FILTER (WHERE expire >= ${
       at(1)
     }))::float8 FROM ${t}`,
-    lock: `SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK}, hashtext($1::text))`,
+    // lock_timeout for this transaction only: a prune never queues for long
+    // behind a lock on the table (0 means no limit).
+    lock: `SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK}, hashtext($1::text)),
+  set_config('lock_timeout', $2::text, true)`,
     // The oldest expired rows through the expire index, deleted by ctid: each
     // batch costs its own size, never a scan of the table (a `sid IN (...)`
-    // here was planned as a hash join over every row, once per batch).
-    pruneBatch: `DELETE FROM ${t} WHERE ctid = ANY(ARRAY(
-  SELECT ctid FROM ${t} WHERE expire < ${at(1)}
+    // here was planned as a hash join over every row, once per batch). A row
+    // is expired for pruning only if the server's clock agrees: an app whose
+    // clock runs fast must not delete what other instances still serve.
+    pruneBatch: guarded(
+      `DELETE FROM ${t} WHERE ctid = ANY(ARRAY(
+  SELECT ctid FROM ${t} WHERE expire < LEAST(${at(1)}, now())
   ORDER BY expire LIMIT $2::int4 FOR UPDATE SKIP LOCKED))`,
+      3,
+    ),
   };
 }
 
-/** Builds the statements of one table once, bound to one `sql`. */
-export function createQueries(sql: PostgresSql, names: TableNames): Queries {
-  const t = names.qualified;
+/** Builds the statements of one table once, run on `db.sql`. */
+export function createQueries(db: Database, names: TableNames): Queries {
   const text = statements(names);
   const prepared = { prepare: true } as const;
   const run = (query: string, params: (string | number)[]) =>
-    sql.unsafe(query, params, prepared);
+    db.sql.unsafe(query, params, prepared);
   const values = async (query: string, params: (string | number)[]) =>
-    (await run(query, params).values()) as unknown as unknown[][];
+    (await run(query, params).values()) as unknown[][];
 
   // The per-request statements chain on the query with `then` rather than
   // `await` it in an async function: a postgres.js query is a Promise
   // subclass, and awaiting one costs an extra promise and two extra turns.
   const firstValue = (rows: unknown[][]) =>
     rows.length ? rows[0][0] as string : null;
-  const nothing = () => {};
+  const written = (rows: unknown[][]) => rows[0] as WriteResult;
 
   return {
+    clock() {
+      return run(text.clock, []).values().then((rows) => rows[0][0] as number);
+    },
     get(sid, now) {
       return run(text.get, [sid, now]).values().then(firstValue);
     },
@@ -151,14 +193,15 @@ export function createQueries(sql: PostgresSql, names: TableNames): Queries {
         rows.length ? [rows[0][0] as string, rows[0][1] as number] : null
       );
     },
-    set(sid, json, expire) {
-      return run(text.set, [sid, json, expire]).then(nothing);
+    set(sid, json, expire, cutoff) {
+      return run(text.set, [sid, json, expire, cutoff]).values().then(written);
     },
-    touch(sid, expire, now, touchAfter) {
-      return run(text.touch, [sid, expire, now, touchAfter]).then(nothing);
+    touch(sid, expire, now, touchAfter, cutoff) {
+      return run(text.touch, [sid, expire, now, touchAfter, cutoff]).values()
+        .then(written);
     },
-    destroy(sid) {
-      return run(text.destroy, [sid]).then(nothing);
+    destroy(sid, cutoff) {
+      return run(text.destroy, [sid, cutoff]).values().then(written);
     },
     async all(now) {
       return (await values(text.all, [now])) as [string, string][];
@@ -170,50 +213,31 @@ export function createQueries(sql: PostgresSql, names: TableNames): Queries {
       const rows = await values(text.length, [now]);
       return Number(rows[0][0]);
     },
-    async clear() {
-      await sql.unsafe(text.clear);
+    clear(cutoff) {
+      return run(text.clear, [cutoff]).values().then(written);
     },
     async stats(now) {
       const [[total, live]] = await values(text.stats, [now]);
       return { total: Number(total), live: Number(live) };
     },
-    pruneBatch(now, limit) {
-      return sql.begin(async (tx) => {
-        const [[locked]] = await tx.unsafe(text.lock, [t], prepared).values();
+    pruneBatch(now, limit, cutoff, lockTimeoutMs) {
+      const lockTimeout = Number.isFinite(lockTimeoutMs)
+        ? String(Math.max(1, Math.ceil(lockTimeoutMs)))
+        : "0";
+      return db.sql.begin(async (tx) => {
+        const [[locked]] = await tx.unsafe(
+          text.lock,
+          [names.qualified, lockTimeout],
+          prepared,
+        ).values();
         if (!locked) return null;
-        return (await tx.unsafe(text.pruneBatch, [now, limit], prepared)).count;
+        const [[count]] = await tx.unsafe(
+          text.pruneBatch,
+          [now, limit, cutoff],
+          prepared,
+        ).values();
+        return count as number;
       }) as Promise<number | null>;
-    },
-    async tableExists() {
-      const [[exists]] = await sql.unsafe(
-        "SELECT to_regclass($1::text) IS NOT NULL",
-        [t],
-        prepared,
-      ).values();
-      return exists as boolean;
-    },
-    async createTable() {
-      await sql.begin(async (tx) => {
-        await tx.unsafe(
-          `SELECT pg_advisory_xact_lock(${CREATE_LOCK}, hashtext($1::text))`,
-          [t],
-        );
-        await tx.unsafe("SET LOCAL client_min_messages = warning");
-        if (names.quotedSchema) {
-          const [[missing]] = await tx.unsafe(
-            "SELECT to_regnamespace($1::text) IS NULL",
-            [names.quotedSchema],
-          ).values();
-          if (missing) {
-            await tx.unsafe(
-              `CREATE SCHEMA IF NOT EXISTS ${names.quotedSchema}`,
-            );
-          }
-        }
-        for (const statement of tableDefinition(names)) {
-          await tx.unsafe(statement);
-        }
-      });
     },
   };
 }

@@ -21,7 +21,18 @@ export function checkSid(sid: unknown): asserts sid is string {
       "connect-postgres-simple: session id must not contain a NUL character",
     );
   }
+  // PostgreSQL stores text as UTF-8, where a lone surrogate becomes U+FFFD:
+  // "a\uD800", "a\uDC00" and "a\uFFFD" would all name one row.
+  if (LONE_SURROGATE.test(sid)) {
+    throw new TypeError(
+      "connect-postgres-simple: session id must not contain a lone surrogate (it is not valid Unicode)",
+    );
+  }
 }
+
+/** A high surrogate not followed by a low one, or a low one not after a high one. */
+const LONE_SURROGATE =
+  /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * The session as JSON text; a `TypeError` when it is not a plain object or
@@ -41,8 +52,9 @@ export function serialize(session: unknown): string {
       }`,
     );
   }
+  let json: string | undefined;
   try {
-    return JSON.stringify(session);
+    json = JSON.stringify(session);
   } catch (error) {
     throw new TypeError(
       `connect-postgres-simple: session cannot be stored as JSON: ${
@@ -51,6 +63,15 @@ export function serialize(session: unknown): string {
       { cause: error },
     );
   }
+  // A toJSON of its own may turn the session into a number, a string, null...
+  if (json?.[0] !== "{") {
+    throw new TypeError(
+      `connect-postgres-simple: session must be stored as a JSON object, but its toJSON() gave ${
+        json === undefined ? "undefined" : json.slice(0, 40)
+      }`,
+    );
+  }
+  return json;
 }
 
 /**

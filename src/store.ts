@@ -1,26 +1,31 @@
 /**
- * The Store class: each method checks its input, runs one query and settles.
- * SQL lives in `queries.ts`, expiry in `expiry.ts`, options in `options.ts`,
- * session input and output in `session_data.ts`, pruning in `pruner.ts`.
+ * The Store class: each method checks its input and runs one call, which
+ * `calls.ts` bounds in time and retries, and `settle.ts` hands to a callback
+ * or a promise. SQL lives in `queries.ts` and `schema.ts`, expiry in
+ * `expiry.ts`, options in `options.ts`, session input and output in
+ * `session_data.ts`, pruning in `pruner.ts`.
  *
  * @module
  */
 import type { SessionData, Store } from "express-session";
 import type {
   Callback,
-  PostgresSql,
+  PostgresStore as PostgresStoreInterface,
   PostgresStoreClass,
   PostgresStoreOptions,
   StoredSession,
 } from "./types.ts";
+import { parseOptions, type StoreConfig } from "./options.ts";
 import {
-  MAX_TIMER_DELAY_MS,
-  parseOptions,
-  type StoreConfig,
-} from "./options.ts";
-import { createQueries, type Queries } from "./queries.ts";
+  createQueries,
+  type Database,
+  isRefusedWrite,
+  type Queries,
+  type WriteResult,
+} from "./queries.ts";
+import { createTable, tableExists } from "./schema.ts";
 import { expireSeconds, nowSeconds } from "./expiry.ts";
-import { createPruner, pruneInBatches, type Pruner } from "./pruner.ts";
+import { createPruner, type Pruner } from "./pruner.ts";
 import {
   checkSid,
   parseSession,
@@ -29,7 +34,8 @@ import {
 } from "./session_data.ts";
 import { openConnection } from "./connection.ts";
 import { settle } from "./settle.ts";
-import { createDeadlines, type Deadlines } from "./deadline.ts";
+import { type Call, type Calls, createCalls } from "./calls.ts";
+import { createServerClock, type ServerClock } from "./server_clock.ts";
 
 /**
  * How many sessions' expiries a store with `touchAfter` remembers between a
@@ -41,21 +47,24 @@ function closedError(): Error {
   return new Error("connect-postgres-simple: the store is closed");
 }
 
+/** A call's work, prepared once: checked input, then one attempt per try. */
+type Attempt<T> = (call: Call) => Promise<T>;
+
 /**
  * Makes the store class on top of express-session's `Store`.
  *
  * @param Base express-session's `Store` class.
  */
 export function createStoreClass(Base: typeof Store): PostgresStoreClass {
-  class PostgresStore extends Base {
+  class PostgresStore extends Base implements PostgresStoreInterface {
     /** Lifetime in seconds of sessions whose cookie has no expiry. */
     ttl: number | undefined;
     readonly #config: StoreConfig;
-    readonly #sql: PostgresSql;
-    readonly #ownsSql: boolean;
+    readonly #db: Database & { end?(): Promise<void> };
     readonly #queries: Queries;
     readonly #pruner: Pruner;
-    readonly #deadlines: Deadlines;
+    readonly #calls: Calls;
+    readonly #clock: ServerClock;
     /**
      * With `touchAfter`: the expiry `get` last read for a session, so the
      * `touch` at the end of the same request can skip even its round trip.
@@ -71,35 +80,91 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       super();
       this.#config = config;
       this.ttl = config.ttl;
-      this.#ownsSql = config.postgres === undefined;
-      this.#sql = config.postgres ?? openConnection();
-      this.#queries = createQueries(this.#sql, config.names);
+      if (config.postgres) {
+        this.#db = { sql: config.postgres };
+      } else {
+        const sql = openConnection();
+        this.#db = { sql, end: () => sql.end({ timeout: 5 }) };
+      }
+      this.#queries = createQueries(this.#db, config.names);
+      this.#clock = createServerClock(() => this.#queries.clock());
       this.#tableReady = !config.createTableIfMissing;
-      this.#deadlines = createDeadlines(config.callTimeoutMs);
-      this.#pruner = createPruner(
-        () => this.#pruneExpired(),
-        () => this.#nextPruneDelay(),
-        (error) => config.errorLog("Failed to prune sessions:", error),
-      );
+      this.#calls = createCalls(config.callTimeoutMs, isRefusedWrite);
+      this.#pruner = createPruner({
+        intervalMs: config.pruneIntervalMs,
+        randomizer: config.pruneRandomizer,
+        batch: (now, limit) =>
+          this.#calls.run(
+            "pruneSessions",
+            (call) =>
+              this.#write(call, (cutoff) =>
+                this.#queries.pruneBatch(
+                  now,
+                  limit,
+                  cutoff,
+                  call.writeBy - performance.now(),
+                )),
+          ),
+        onError: (error) => config.errorLog("Failed to prune sessions:", error),
+      });
     }
 
+    override get(sid: string): Promise<SessionData | null>;
+    override get(
+      sid: string,
+      callback: Callback<SessionData | null>,
+    ): Promise<void>;
     override get(
       sid: string,
       callback?: Callback<SessionData | null>,
-    ): Promise<unknown> {
-      return settle(this.#bounded(this.#get(sid), "get"), callback);
+    ): Promise<SessionData | null> | Promise<void> {
+      return settle(
+        this.#run("get", () => {
+          checkSid(sid);
+          return (call) => this.#get(call, sid);
+        }),
+        callback,
+      );
     }
 
+    override set(sid: string, session: SessionData): Promise<void>;
+    override set(
+      sid: string,
+      session: SessionData,
+      callback: Callback<void>,
+    ): Promise<void>;
     override set(
       sid: string,
       session: SessionData,
       callback?: Callback<void>,
     ): Promise<void> {
-      return settle(this.#bounded(this.#set(sid, session), "set"), callback);
+      return settle(
+        this.#run("set", () => {
+          checkSid(sid);
+          const json = serialize(session);
+          const expire = expireSeconds(session, this.ttl, Date.now());
+          this.#expiries.delete(sid);
+          return (call) =>
+            this.#write(
+              call,
+              (cutoff) => this.#queries.set(sid, json, expire, cutoff),
+            ).then(() => {}, (error) => {
+              throw sidTooLong(sid, error) ?? error;
+            });
+        }),
+        callback,
+      );
     }
 
     override destroy(sid: string, callback?: Callback<void>): Promise<void> {
-      return settle(this.#bounded(this.#destroy(sid), "destroy"), callback);
+      return settle(
+        this.#run("destroy", () => {
+          checkSid(sid);
+          this.#expiries.delete(sid);
+          return (call) => this.#destroy(call, sid);
+        }),
+        callback,
+      );
     }
 
     override touch(
@@ -108,197 +173,226 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
       callback?: Callback<void>,
     ): Promise<void> {
       return settle(
-        this.#bounded(this.#touch(sid, session), "touch"),
+        this.#run("touch", () => {
+          checkSid(sid);
+          if (this.#config.disableTouch) return () => this.#noWrite();
+          const now = Date.now();
+          const expire = expireSeconds(session, this.ttl, now);
+          const touchAfter = this.#config.touchAfterSeconds;
+          const seen = this.#expiries.get(sid);
+          if (seen !== undefined) {
+            this.#expiries.delete(sid);
+            // The row's expiry as this request's get read it: no need to ask again.
+            if (expire >= seen && expire - seen < touchAfter) {
+              return () => this.#noWrite();
+            }
+          }
+          return (call) =>
+            this.#write(
+              call,
+              (cutoff) =>
+                this.#queries.touch(
+                  sid,
+                  expire,
+                  nowSeconds(now),
+                  touchAfter,
+                  cutoff,
+                ),
+            ).then(() => {});
+        }),
         callback,
       );
     }
 
-    override all(callback?: Callback<StoredSession[]>): Promise<unknown> {
-      return settle(this.#bounded(this.#all(), "all"), callback);
+    override all(): Promise<StoredSession[]>;
+    override all(callback: Callback<StoredSession[]>): Promise<void>;
+    override all(
+      callback?: Callback<StoredSession[]>,
+    ): Promise<StoredSession[]> | Promise<void> {
+      return settle(
+        this.#run(
+          "all",
+          () => () =>
+            this.#read(() => this.#queries.all(nowSeconds())).then((rows) => {
+              const sessions: StoredSession[] = [];
+              for (const [id, json] of rows) {
+                const session = parseSession(json);
+                if (session !== undefined) sessions.push({ ...session, id });
+              }
+              return sessions;
+            }),
+        ),
+        callback,
+      );
     }
 
-    ids(callback?: Callback<string[]>): Promise<unknown> {
-      return settle(this.#bounded(this.#ids(), "ids"), callback);
+    ids(): Promise<string[]>;
+    ids(callback: Callback<string[]>): Promise<void>;
+    ids(callback?: Callback<string[]>): Promise<string[]> | Promise<void> {
+      return settle(
+        this.#run(
+          "ids",
+          () => () => this.#read(() => this.#queries.ids(nowSeconds())),
+        ),
+        callback,
+      );
     }
 
-    override length(callback?: Callback<number>): Promise<unknown> {
-      return settle(this.#bounded(this.#length(), "length"), callback);
+    override length(): Promise<number>;
+    override length(callback: Callback<number>): Promise<void>;
+    override length(
+      callback?: Callback<number>,
+    ): Promise<number> | Promise<void> {
+      return settle(
+        this.#run(
+          "length",
+          () => () => this.#read(() => this.#queries.length(nowSeconds())),
+        ),
+        callback,
+      );
     }
 
     override clear(callback?: Callback<void>): Promise<void> {
-      return settle(this.#bounded(this.#clear(), "clear"), callback);
+      return settle(
+        this.#run("clear", () => {
+          this.#expiries.clear();
+          return (call) =>
+            this.#write(call, (cutoff) => this.#queries.clear(cutoff)).then(
+              () => {},
+            );
+        }),
+        callback,
+      );
     }
 
-    pruneSessions(callback?: Callback<number>): Promise<unknown> {
+    pruneSessions(): Promise<number>;
+    pruneSessions(callback: Callback<number>): Promise<void>;
+    pruneSessions(
+      callback?: Callback<number>,
+    ): Promise<number> | Promise<void> {
       const work = this.#closed
         ? Promise.reject(closedError())
         : this.#pruner.pruneNow();
       return settle(work, callback);
     }
 
-    close(): Promise<void> {
+    close(): Promise<void>;
+    close(callback: Callback<void>): Promise<void>;
+    close(callback?: Callback<void>): Promise<void> {
       this.#closing ??= (async () => {
         this.#closed = true;
         await this.#pruner.stop();
-        if (this.#ownsSql) await this.#sql.end({ timeout: 5 });
+        await this.#db.end?.();
       })();
-      return this.#closing;
+      return settle(this.#closing, callback);
     }
 
-    async #get(sid: string): Promise<SessionData | null> {
-      checkSid(sid);
-      const queries = await this.#use();
-      const json = this.#config.touchAfterSeconds > 0
-        ? await this.#getRemembering(queries, sid)
-        : await queries.get(sid, nowSeconds());
-      if (json === null) return null;
-      const session = parseSession(json);
-      if (session !== undefined) return session;
-      await queries.destroy(sid);
-      return null;
-    }
-
-    async #set(sid: string, session: SessionData): Promise<void> {
-      checkSid(sid);
-      const json = serialize(session);
-      const expire = expireSeconds(session, this.ttl, Date.now());
-      this.#expiries.delete(sid);
-      const queries = await this.#use();
+    /** Checks and prepares a call with `prepare`, then runs its attempts. */
+    #run<T>(what: string, prepare: () => Attempt<T>): Promise<T> {
+      let attempt: Attempt<T>;
       try {
-        await queries.set(sid, json, expire);
+        attempt = prepare();
       } catch (error) {
-        throw sidTooLong(sid, error) ?? error;
+        return Promise.reject(error);
       }
+      return this.#calls.run(what, attempt);
     }
 
-    async #getRemembering(
-      queries: Queries,
-      sid: string,
-    ): Promise<string | null> {
-      const row = await queries.getWithExpiry(sid, nowSeconds());
-      this.#expiries.delete(sid);
-      if (row === null) return null;
-      if (this.#expiries.size >= EXPIRIES_REMEMBERED) {
-        this.#expiries.delete(this.#expiries.keys().next().value!);
-      }
-      this.#expiries.set(sid, row[1]);
-      return row[0];
-    }
-
-    async #destroy(sid: string): Promise<void> {
-      checkSid(sid);
-      this.#expiries.delete(sid);
-      await (await this.#use()).destroy(sid);
-    }
-
-    async #touch(sid: string, session: SessionData): Promise<void> {
-      checkSid(sid);
-      if (this.#config.disableTouch) {
-        if (this.#closed) throw closedError();
-        this.#pruner.start();
-        return;
-      }
-      const now = Date.now();
-      const expire = expireSeconds(session, this.ttl, now);
-      const touchAfter = this.#config.touchAfterSeconds;
-      const seen = this.#expiries.get(sid);
-      if (seen !== undefined) {
-        this.#expiries.delete(sid);
-        // The row's expiry as this request's get read it: no need to ask again.
-        if (expire >= seen && expire - seen < touchAfter) {
-          if (this.#closed) throw closedError();
-          return;
-        }
-      }
-      const queries = await this.#use();
-      await queries.touch(
-        sid,
-        expire,
-        nowSeconds(now),
-        touchAfter,
+    #get(call: Call, sid: string): Promise<SessionData | null> {
+      const json = this.#read(() =>
+        this.#config.touchAfterSeconds > 0
+          ? this.#getRemembering(sid)
+          : this.#queries.get(sid, nowSeconds())
       );
-    }
-
-    async #all(): Promise<StoredSession[]> {
-      const rows = await (await this.#use()).all(nowSeconds());
-      const sessions: StoredSession[] = [];
-      for (const [id, json] of rows) {
+      return json.then((json) => {
+        if (json === null) return null;
         const session = parseSession(json);
-        if (session !== undefined) sessions.push({ ...session, id });
-      }
-      return sessions;
+        if (session !== undefined) return session;
+        return this.#destroy(call, sid).then(() => null);
+      });
     }
 
-    async #ids(): Promise<string[]> {
-      return await (await this.#use()).ids(nowSeconds());
+    #getRemembering(sid: string): Promise<string | null> {
+      return this.#queries.getWithExpiry(sid, nowSeconds()).then((row) => {
+        this.#expiries.delete(sid);
+        if (row === null) return null;
+        if (this.#expiries.size >= EXPIRIES_REMEMBERED) {
+          this.#expiries.delete(this.#expiries.keys().next().value!);
+        }
+        this.#expiries.set(sid, row[1]);
+        return row[0];
+      });
     }
 
-    async #length(): Promise<number> {
-      return await (await this.#use()).length(nowSeconds());
+    #destroy(call: Call, sid: string): Promise<void> {
+      return this.#write(call, (cutoff) => this.#queries.destroy(sid, cutoff))
+        .then(() => {});
     }
 
-    async #clear(): Promise<void> {
-      this.#expiries.clear();
-      await (await this.#use()).clear();
+    /** A call that needs no statement: still refused once closed, still starts pruning. */
+    #noWrite(): Promise<void> {
+      if (this.#closed) return Promise.reject(closedError());
+      this.#pruner.start();
+      return Promise.resolve();
     }
 
-    /** Fails `work` with a CallTimeoutError once it has run past `callTimeout`. */
-    #bounded<T>(work: Promise<T>, what: string): Promise<T> {
-      return this.#deadlines.bound(work, what);
-    }
-
-    /** Every call passes here: refuse when closed, start pruning, make the table once. */
-    #use(): Queries | Promise<Queries> {
+    /** Every statement passes here: refuse when closed, start pruning, make the table once. */
+    #ready(): Promise<void> | undefined {
       if (this.#closed) throw closedError();
       this.#pruner.start();
       // Not async: once the table is ready, the hot path allocates no promise here.
-      if (this.#tableReady) return this.#queries;
-      return this.#ensureTable().then(() => this.#queries);
+      return this.#tableReady ? undefined : this.#ensureTable();
+    }
+
+    #read<T>(statement: () => Promise<T>): Promise<T> {
+      const ready = this.#ready();
+      return ready === undefined ? statement() : ready.then(statement);
+    }
+
+    /**
+     * Runs a write with its call's cutoff in the server's clock (asking the
+     * server for its clock first when no recent answer told it), and learns
+     * the server's clock from the answer.
+     */
+    #write<T extends WriteResult | number | null>(
+      call: Call,
+      statement: (cutoff: number) => Promise<T>,
+    ): Promise<T> {
+      const ready = this.#ready();
+      const run = (cutoff: number) =>
+        statement(cutoff).then((result) => {
+          if (Array.isArray(result)) {
+            this.#clock.observe(result[1], performance.now());
+          }
+          return result;
+        });
+      const withCutoff = () => {
+        const cutoff = this.#clock.toServerSeconds(call.writeBy);
+        return typeof cutoff === "number" ? run(cutoff) : cutoff.then(run);
+      };
+      return ready === undefined ? withCutoff() : ready.then(withCutoff);
     }
 
     #ensureTable(): Promise<void> {
-      this.#tableCreation ??= this.#bounded(
-        (async () => {
-          const queries = this.#queries;
-          if (!(await queries.tableExists())) {
-            // A backend that waited on the advisory lock may still hold a stale
-            // "no such schema" catalog cache entry and fail with a unique
-            // violation; a new transaction sees the other's schema and table.
-            await queries.createTable().catch((error) => {
-              if ((error as { code?: unknown })?.code !== "23505") throw error;
-              return queries.createTable();
-            });
-          }
-          this.#tableReady = true;
-        })(),
-        "createTableIfMissing",
-      ).catch((error) => {
+      this.#tableCreation ??= (async () => {
+        const sql = this.#db.sql;
+        const names = this.#config.names;
+        if (!(await tableExists(sql, names))) {
+          // A backend that waited on the advisory lock may still hold a stale
+          // "no such schema" catalog cache entry and fail with a unique
+          // violation; a new transaction sees the other's schema and table.
+          await createTable(sql, names).catch((error) => {
+            if ((error as { code?: unknown })?.code !== "23505") throw error;
+            return createTable(sql, names);
+          });
+        }
+        this.#tableReady = true;
+      })().catch((error) => {
         this.#tableCreation = undefined;
         throw error;
       });
       return this.#tableCreation;
     }
-
-    async #pruneExpired(): Promise<number> {
-      if (!this.#tableReady) await this.#ensureTable();
-      // Each batch is limited, not the whole prune: a large backlog may take long.
-      const queries = this.#queries;
-      const bounded = {
-        pruneBatch: (now: number, limit: number) =>
-          this.#bounded(queries.pruneBatch(now, limit), "pruneSessions"),
-      };
-      return await pruneInBatches(bounded, nowSeconds(), () => this.#closed);
-    }
-
-    #nextPruneDelay(): number | false {
-      const interval = this.#config.pruneIntervalMs;
-      if (interval === false) return false;
-      const delay = this.#config.pruneDelay(interval);
-      if (typeof delay !== "number" || !Number.isFinite(delay) || delay < 0) {
-        return Math.min(interval, MAX_TIMER_DELAY_MS);
-      }
-      return Math.min(delay, MAX_TIMER_DELAY_MS);
-    }
   }
-  return PostgresStore as unknown as PostgresStoreClass;
+  return PostgresStore;
 }

@@ -37,7 +37,8 @@ export interface PostgresStoreOptions {
   postgres?: PostgresSql;
   /**
    * Lifetime in seconds of a session whose cookie has no expiry
-   * (default 86400, one day). A cookie `maxAge` or `expires` always wins.
+   * (default 86400, one day; at most 100 years). A cookie `maxAge` or
+   * `expires` always wins.
    */
   ttl?: number;
   /** Create the schema and table on first use when they are missing (default `false`). */
@@ -49,8 +50,8 @@ export interface PostgresStoreOptions {
   /** The table's name (default `"session"`); one name, dots included. */
   tableName?: string;
   /**
-   * Seconds between automatic prunes of expired sessions (default 60), or
-   * `false` to never prune automatically.
+   * Seconds between automatic prunes of expired sessions (default 60; from
+   * 1 to 2147483, about 24.8 days), or `false` to never prune automatically.
    */
   pruneSessionInterval?: number | false;
   /**
@@ -63,15 +64,18 @@ export interface PostgresStoreOptions {
   errorLog?: ErrorLog;
   /**
    * Seconds: a `touch` that would move a session's expiry by less than this
-   * writes nothing (default 0, every touch writes).
+   * writes nothing (default 0, every touch writes; at most 100 years).
    */
   touchAfter?: number;
   /**
-   * Seconds a call may wait for PostgreSQL before it fails with an error
-   * whose `code` is `"CALL_TIMEOUT"` (default 10), so a request never hangs
-   * on a connection that will not answer; `false` for no limit. Raise it if
-   * `all()` or `clear()` run on very large tables. Pruning is limited per
-   * batch, so a long prune is never cut short.
+   * Seconds a call may take, from 0.05 (default 10): within it, a call that
+   * meets a lost connection, a restarting server or a failover tries again;
+   * past it, the call fails with a `CallTimeoutError` (`code`
+   * `"CALL_TIMEOUT"`), so a request never hangs on the session store. A
+   * write that fails this way never applies afterwards: each write refuses
+   * to commit once its call's time is nearly up (the last fifth, at most the
+   * last second). `false` for no limit. Raise it if `all()` or `clear()` run
+   * on very large tables. Pruning is limited per batch of 1000 rows.
    */
   callTimeout?: number | false;
 }
@@ -146,6 +150,8 @@ export interface PostgresStore extends Store {
    * the store opened it. Later calls fail with a "store is closed" error.
    */
   close(): Promise<void>;
+  /** Like `close()`, then calls back. */
+  close(callback: Callback<void>): Promise<void>;
 }
 
 /** The class {@linkcode connectPostgresSimple} returns. */
@@ -154,7 +160,12 @@ export interface PostgresStoreClass {
   new (options?: PostgresStoreOptions): PostgresStore;
 }
 
-/** The express-session module, or anything that carries its `Store` class. */
+/**
+ * The express-session module, or anything that carries its `Store` class:
+ * `session.session.Store` for older wrappers, and @fastify/session, whose
+ * types declare its `Store` as an instance though it is the class.
+ */
 export type SessionModule =
   | { Store: typeof Store }
-  | { session: { Store: typeof Store } };
+  | { session: { Store: typeof Store } }
+  | { Store: object };

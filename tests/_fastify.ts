@@ -10,11 +10,7 @@ import fastifyCookie from "@fastify/cookie";
 import fastifySession from "@fastify/session";
 import type { CounterApp } from "./_http.ts";
 import { connectPostgresSimple } from "./_helpers.ts";
-import type {
-  PostgresStore,
-  PostgresStoreClass,
-  SessionModule,
-} from "../mod.ts";
+import type { PostgresStore, PostgresStoreClass } from "../mod.ts";
 
 declare module "fastify" {
   interface Session {
@@ -24,12 +20,10 @@ declare module "fastify" {
 
 /**
  * The store class made from @fastify/session's own `Store`, as a Fastify
- * app without express-session makes it. The cast: @fastify/session's types
- * declare its `Store` export as an instance of `MemoryStore`, not as the
- * class it is, so `SessionModule` does not accept the module.
+ * app without express-session makes it (no cast: `SessionModule` takes it).
  */
 export const FastifyPostgresStore: PostgresStoreClass = connectPostgresSimple(
-  fastifySession as unknown as SessionModule,
+  fastifySession,
 );
 
 /**

@@ -24,7 +24,7 @@ import postgres from "postgres";
 import session from "express-session";
 import connectPostgresSimple from "../../mod.ts";
 import { createQueries } from "../../src/queries.ts";
-import { tableDefinition } from "../../src/queries.ts";
+import { tableDefinition } from "../../src/schema.ts";
 import { resolveTableNames } from "../../src/names.ts";
 import { PRUNE_BATCH_SIZE } from "../../src/pruner.ts";
 import { nowSeconds } from "../../src/expiry.ts";
@@ -48,7 +48,7 @@ const sql = postgres(url, { onnotice: () => {}, max: 2 });
 const schema = `prune_bench_${process.pid}`;
 const names = resolveTableNames(schema, "session", () => {});
 const t = names.qualified;
-const queries = createQueries(sql, names);
+const queries = createQueries({ sql }, names);
 
 /** A session row's JSON: about 200 bytes, like a signed-in user's session. */
 const SESS = JSON.stringify({
@@ -109,7 +109,7 @@ try {
       const now = nowSeconds();
       for (;;) {
         const started = performance.now();
-        const count = await queries.pruneBatch(now, size);
+        const count = await queries.pruneBatch(now, size, Infinity, Infinity);
         times.push(performance.now() - started);
         if (count === null) throw new Error("prune lock held elsewhere");
         if (count < size) break;

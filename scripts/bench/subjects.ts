@@ -67,7 +67,10 @@ function callbackStore(store: {
   };
 }
 
-/** The floor: the store's statements, nothing else, on a postgres.js `sql`. */
+/**
+ * The floor: the store's statements, nothing else, on a postgres.js `sql`
+ * (writes with no cutoff: `Infinity`).
+ */
 function floorSubject(
   sql: postgres.Sql,
   text: ReturnType<typeof statements>,
@@ -88,16 +91,22 @@ function floorSubject(
     set: (sid, sess) =>
       sql.unsafe(
         text.set,
-        [sid, JSON.stringify(sess), seconds(sess)],
+        [sid, JSON.stringify(sess), seconds(sess), Infinity],
         prepared,
       ),
     touch: (sid, sess) =>
       sql.unsafe(
         text.touch,
-        [sid, seconds(sess), Math.ceil(Date.now() / 1000), touchAfter],
+        [
+          sid,
+          seconds(sess),
+          Math.ceil(Date.now() / 1000),
+          touchAfter,
+          Infinity,
+        ],
         prepared,
       ),
-    destroy: (sid) => sql.unsafe(text.destroy, [sid], prepared),
+    destroy: (sid) => sql.unsafe(text.destroy, [sid, Infinity], prepared),
   };
 }
 
