@@ -5,7 +5,6 @@
  *
  * @module
  */
-import type { SessionData } from "express-session";
 
 /** Throws a `TypeError` unless `sid` is a string PostgreSQL can store. */
 export function checkSid(sid: unknown): asserts sid is string {
@@ -91,11 +90,12 @@ export function sidTooLong(sid: string, error: unknown): Error | undefined {
 }
 
 /**
- * Reads a stored session. A session stored as a JSON string (double-encoded)
- * is decoded once more, as connect-pg-simple does; `undefined` when that
- * fails, meaning the row is unreadable.
+ * Reads a stored session, typed as the caller's session type `S`. A session
+ * stored as a JSON string (double-encoded) is decoded once more, as
+ * connect-pg-simple does; `undefined` when that fails, meaning the row is
+ * unreadable.
  */
-export function parseSession(json: string): SessionData | undefined {
+export function parseSession<S>(json: string): S | undefined {
   const value = JSON.parse(json);
   if (typeof value !== "string") return value;
   try {

@@ -1,0 +1,320 @@
+/**
+ * One session table and everything a store does with it, whatever the
+ * framework: the calls (bounded in time, retried, fenced by a cutoff), the
+ * table creation, the server's clock, pruning, and the store's own pool.
+ * The express-session store (`store.ts`) and the Hono adapter are thin
+ * layers over it. Expiries come in as epoch seconds: each framework has
+ * its own rule for them.
+ *
+ * @module
+ */
+import type { PostgresSql } from "./types.ts";
+import type { StoreConfig } from "./options.ts";
+import {
+  createQueries,
+  type Database,
+  isRefusedWrite,
+  type Queries,
+  type WriteResult,
+} from "./queries.ts";
+import { createTable, tableExists } from "./schema.ts";
+import { nowSeconds } from "./expiry.ts";
+import { createPruner, type Pruner } from "./pruner.ts";
+import {
+  checkSid,
+  parseSession,
+  serialize,
+  sidTooLong,
+} from "./session_data.ts";
+import { openConnection } from "./connection.ts";
+import { type Call, type Calls, createCalls } from "./calls.ts";
+import { createServerClock, type ServerClock } from "./server_clock.ts";
+
+/**
+ * How many sessions' expiries a table with `touchAfter` remembers between a
+ * `get` and the `touch` that follows it in the same request.
+ */
+const EXPIRIES_REMEMBERED = 10_000;
+
+/** The error of a call made after `close()`. */
+export function closedError(): Error {
+  return new Error("connect-postgres-simple: the store is closed");
+}
+
+/**
+ * The operations on one session table whose sessions have the type `S`;
+ * see {@linkcode openSessionTable}.
+ */
+export interface SessionTable<S> {
+  /** The unexpired session with this id, or `null`. */
+  get(sid: string): Promise<S | null>;
+  /**
+   * Inserts or replaces a session, expiring at `expire()` (epoch seconds;
+   * asked once the id and session are known to be good).
+   */
+  set(sid: string, session: unknown, expire: () => number): Promise<void>;
+  /** Deletes a session (no error when there is none). */
+  destroy(sid: string): Promise<void>;
+  /**
+   * Moves an unexpired session's expiry to `expire()` (epoch seconds), unless
+   * `touchAfter` says the move is too small to write, or `disableTouch`
+   * says never to.
+   */
+  touch(sid: string, expire: () => number): Promise<void>;
+  /** Every unexpired session, each with its `id`. */
+  all(): Promise<(S & { id: string })[]>;
+  /** The ids of every unexpired session. */
+  ids(): Promise<string[]>;
+  /** The number of unexpired sessions. */
+  length(): Promise<number>;
+  /** Deletes every session, expired or not. */
+  clear(): Promise<void>;
+  /** Prunes now and restarts the prune timer; resolves to the count deleted. */
+  prune(): Promise<number>;
+  /** Stops pruning and ends the pool if the table opened it; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Opens a session table with validated options (see `options.ts`). */
+export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
+  let db: Database & { end?(): Promise<void> };
+  if (config.postgres) {
+    db = { sql: config.postgres };
+  } else {
+    const sql: PostgresSql = openConnection();
+    db = { sql, end: () => sql.end({ timeout: 5 }) };
+  }
+  const queries: Queries = createQueries(db, config.names);
+  const calls: Calls = createCalls(config.callTimeoutMs, isRefusedWrite);
+  const clock: ServerClock = createServerClock(() => queries.clock());
+  /**
+   * With `touchAfter`: the expiry `get` last read for a session, so the
+   * `touch` at the end of the same request can skip even its round trip.
+   */
+  const expiries = new Map<string, number>();
+  let tableReady = !config.createTableIfMissing;
+  let tableCreation: Promise<void> | undefined;
+  let closed = false;
+  let closing: Promise<void> | undefined;
+
+  const pruner: Pruner = createPruner({
+    intervalMs: config.pruneIntervalMs,
+    randomizer: config.pruneRandomizer,
+    batch: (now, limit) =>
+      calls.run(
+        "pruneSessions",
+        (call) =>
+          write(call, (cutoff) =>
+            queries.pruneBatch(
+              now,
+              limit,
+              cutoff,
+              call.writeBy - performance.now(),
+            )),
+      ),
+    onError: (error) => config.errorLog("Failed to prune sessions:", error),
+  });
+
+  /** Checks and prepares a call with `prepare`, then runs its attempts. */
+  function run<T>(
+    what: string,
+    prepare: () => (call: Call) => Promise<T>,
+  ): Promise<T> {
+    let attempt: (call: Call) => Promise<T>;
+    try {
+      attempt = prepare();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return calls.run(what, attempt);
+  }
+
+  /** Every statement passes here: refuse when closed, start pruning, make the table once. */
+  function ready(): Promise<void> | undefined {
+    if (closed) throw closedError();
+    pruner.start();
+    // Not async: once the table is ready, the hot path allocates no promise here.
+    return tableReady ? undefined : ensureTable();
+  }
+
+  function read<T>(statement: () => Promise<T>): Promise<T> {
+    const waiting = ready();
+    return waiting === undefined ? statement() : waiting.then(statement);
+  }
+
+  /**
+   * Runs a write with its call's cutoff in the server's clock (asking the
+   * server for its clock first when no recent answer told it), and learns
+   * the server's clock from the answer.
+   */
+  function write<T extends WriteResult | number | null>(
+    call: Call,
+    statement: (cutoff: number) => Promise<T>,
+  ): Promise<T> {
+    const waiting = ready();
+    const sent = (cutoff: number) =>
+      statement(cutoff).then((result) => {
+        if (Array.isArray(result)) clock.observe(result[1], performance.now());
+        return result;
+      });
+    const withCutoff = () => {
+      const cutoff = clock.toServerSeconds(call.writeBy);
+      return typeof cutoff === "number" ? sent(cutoff) : cutoff.then(sent);
+    };
+    return waiting === undefined ? withCutoff() : waiting.then(withCutoff);
+  }
+
+  /** A call that needs no statement: still refused once closed, still starts pruning. */
+  function noWrite(): Promise<void> {
+    if (closed) return Promise.reject(closedError());
+    pruner.start();
+    return Promise.resolve();
+  }
+
+  function destroyRow(call: Call, sid: string): Promise<void> {
+    return write(call, (cutoff) => queries.destroy(sid, cutoff)).then(
+      () => {},
+    );
+  }
+
+  function getRemembering(sid: string): Promise<string | null> {
+    return queries.getWithExpiry(sid, nowSeconds()).then((row) => {
+      expiries.delete(sid);
+      if (row === null) return null;
+      if (expiries.size >= EXPIRIES_REMEMBERED) {
+        expiries.delete(expiries.keys().next().value!);
+      }
+      expiries.set(sid, row[1]);
+      return row[0];
+    });
+  }
+
+  function ensureTable(): Promise<void> {
+    tableCreation ??= (async () => {
+      const { sql } = db;
+      if (!(await tableExists(sql, config.names))) {
+        // A backend that waited on the advisory lock may still hold a stale
+        // "no such schema" catalog cache entry and fail with a unique
+        // violation; a new transaction sees the other's schema and table.
+        await createTable(sql, config.names).catch((error) => {
+          if ((error as { code?: unknown })?.code !== "23505") throw error;
+          return createTable(sql, config.names);
+        });
+      }
+      tableReady = true;
+    })().catch((error) => {
+      tableCreation = undefined;
+      throw error;
+    });
+    return tableCreation;
+  }
+
+  return {
+    get(sid) {
+      return run("get", () => {
+        checkSid(sid);
+        return (call) =>
+          read(() =>
+            config.touchAfterSeconds > 0
+              ? getRemembering(sid)
+              : queries.get(sid, nowSeconds())
+          ).then((json) => {
+            if (json === null) return null;
+            const session = parseSession<S>(json);
+            if (session !== undefined) return session;
+            return destroyRow(call, sid).then(() => null);
+          });
+      });
+    },
+
+    set(sid, session, expire) {
+      return run("set", () => {
+        checkSid(sid);
+        const json = serialize(session);
+        const at = expire();
+        expiries.delete(sid);
+        return (call) =>
+          write(call, (cutoff) => queries.set(sid, json, at, cutoff))
+            .then(() => {}, (error) => {
+              throw sidTooLong(sid, error) ?? error;
+            });
+      });
+    },
+
+    destroy(sid) {
+      return run("destroy", () => {
+        checkSid(sid);
+        expiries.delete(sid);
+        return (call) => destroyRow(call, sid);
+      });
+    },
+
+    touch(sid, expiry) {
+      return run("touch", () => {
+        checkSid(sid);
+        if (config.disableTouch) return noWrite;
+        const expire = expiry();
+        const touchAfter = config.touchAfterSeconds;
+        const seen = expiries.get(sid);
+        if (seen !== undefined) {
+          expiries.delete(sid);
+          // The row's expiry as this request's get read it: no need to ask again.
+          if (expire >= seen && expire - seen < touchAfter) return noWrite;
+        }
+        const now = nowSeconds();
+        return (call) =>
+          write(
+            call,
+            (cutoff) => queries.touch(sid, expire, now, touchAfter, cutoff),
+          ).then(() => {});
+      });
+    },
+
+    all() {
+      return run(
+        "all",
+        () => () =>
+          read(() => queries.all(nowSeconds())).then((rows) => {
+            const sessions: (S & { id: string })[] = [];
+            for (const [id, json] of rows) {
+              const session = parseSession<S>(json);
+              if (session !== undefined) sessions.push({ ...session, id });
+            }
+            return sessions;
+          }),
+      );
+    },
+
+    ids() {
+      return run("ids", () => () => read(() => queries.ids(nowSeconds())));
+    },
+
+    length() {
+      return run(
+        "length",
+        () => () => read(() => queries.length(nowSeconds())),
+      );
+    },
+
+    clear() {
+      return run("clear", () => {
+        expiries.clear();
+        return (call) =>
+          write(call, (cutoff) => queries.clear(cutoff)).then(() => {});
+      });
+    },
+
+    prune() {
+      return closed ? Promise.reject(closedError()) : pruner.pruneNow();
+    },
+
+    close() {
+      closing ??= (async () => {
+        closed = true;
+        await pruner.stop();
+        await db.end?.();
+      })();
+      return closing;
+    },
+  };
+}
