@@ -36,23 +36,27 @@ async function heldUpStore(bed: TestBed) {
     await tx.unsafe(`LOCK TABLE ${blocker} IN ACCESS EXCLUSIVE MODE`);
     await unlocked;
   });
-  await waitForLock(bed.sql, blocker);
-  const busy = appSql.unsafe(`SELECT count(*) FROM ${blocker}`);
-  await waitForWaiter(bed.sql, blocker);
-
-  return {
-    store,
-    async release(): Promise<void> {
-      unlock();
-      await locked;
-      await busy;
-      // One more round trip on the same connection: whatever was queued
-      // behind the blocked query has been executed by now.
-      await appSql.unsafe("SELECT 1");
-      await holder.end();
-      await appSql.end();
-    },
+  let busy: Promise<unknown> = Promise.resolve();
+  const release = async (): Promise<void> => {
+    unlock();
+    await locked;
+    await busy;
+    // One more round trip on the same connection: whatever was queued
+    // behind the blocked query has been executed by now.
+    await appSql.unsafe("SELECT 1");
+    await holder.end();
+    await appSql.end();
   };
+  try {
+    await waitForLock(bed.sql, blocker);
+    busy = appSql.unsafe(`SELECT count(*) FROM ${blocker}`).execute();
+    await waitForWaiter(bed.sql, blocker);
+  } catch (error) {
+    await release();
+    throw error;
+  }
+
+  return { store, release };
 }
 
 async function waitForLock(sql: PostgresSql, table: string): Promise<void> {
@@ -94,12 +98,14 @@ storeTest(
     const other = bed.store();
     await other.set("sid", sessionData({ v: 0 }));
     const { store, release } = await heldUpStore(bed);
-
-    await assert.rejects(store.set("sid", sessionData({ v: 1 })), {
-      code: "CALL_TIMEOUT",
-    });
-    await other.set("sid", sessionData({ v: 2 })); // the app's retry, acknowledged
-    await release();
+    try {
+      await assert.rejects(store.set("sid", sessionData({ v: 1 })), {
+        code: "CALL_TIMEOUT",
+      });
+      await other.set("sid", sessionData({ v: 2 })); // the app's retry, acknowledged
+    } finally {
+      await release();
+    }
 
     assert.equal((await other.get("sid") as unknown as { v: number }).v, 2);
   },
@@ -111,12 +117,14 @@ storeTest(
     const other = bed.store();
     await other.set("sid", sessionData({ user: "ada" }));
     const { store, release } = await heldUpStore(bed);
-
-    await assert.rejects(store.set("sid", sessionData({ user: "ada" })), {
-      code: "CALL_TIMEOUT",
-    });
-    await other.destroy("sid"); // logout, acknowledged
-    await release();
+    try {
+      await assert.rejects(store.set("sid", sessionData({ user: "ada" })), {
+        code: "CALL_TIMEOUT",
+      });
+      await other.destroy("sid"); // logout, acknowledged
+    } finally {
+      await release();
+    }
 
     assert.equal(await other.get("sid"), null);
     assert.equal(await bed.row("sid"), undefined);
@@ -130,12 +138,14 @@ storeTest(
     await other.set("touched", sessionData({}, 60));
     const before = await bed.row("touched");
     const { store, release } = await heldUpStore(bed);
-
-    await assert.rejects(store.touch("touched", sessionData({}, 7200)), {
-      code: "CALL_TIMEOUT",
-    });
-    await assert.rejects(store.destroy("touched"), { code: "CALL_TIMEOUT" });
-    await release();
+    try {
+      await assert.rejects(store.touch("touched", sessionData({}, 7200)), {
+        code: "CALL_TIMEOUT",
+      });
+      await assert.rejects(store.destroy("touched"), { code: "CALL_TIMEOUT" });
+    } finally {
+      await release();
+    }
 
     assert.deepEqual(await bed.row("touched"), before);
   },

@@ -190,8 +190,8 @@ module.exports = connectPostgresSimple;
 /**
  * The `export =` declaration of the CommonJS entry, made from the emitted
  * `cjs/mod.d.ts`: the factory's signature becomes a function merged with a
- * namespace that carries `default`, `connectPostgresSimple` and every type
- * export, so `import x = require(...)`, `x.PostgresStoreOptions` and
+ * namespace that carries `default`, `connectPostgresSimple` and every other
+ * export (types, and classes such as `CallTimeoutError`), so `import x = require(...)`, `x.PostgresStoreOptions` and
  * `import { type PostgresStoreOptions } from` all type-check.
  *
  * @throws {Error} when `mod.ts` gains an export of a kind not carried over,
@@ -204,7 +204,9 @@ export function cjsDeclaration(modDts: string): string {
   const aliases: string[] = [];
   let signature: string | undefined;
   for (const statement of statements) {
-    const typeExport = /^export type \{([^}]*)\} from (["'][^"']+["'])$/
+    // `export type { A } from` and `export { B } from` (a class, such as
+    // CallTimeoutError) both become `export import` aliases in the namespace.
+    const typeExport = /^export (?:type )?\{([^}]*)\} from (["'][^"']+["'])$/
       .exec(statement);
     const fn = /^export declare function connectPostgresSimple(\([\s\S]*)$/
       .exec(statement);
