@@ -11,18 +11,18 @@
 const RealDate = Date;
 let skewMs = 0;
 
-class SkewedDate extends RealDate {
-  constructor(...args: ConstructorParameters<DateConstructor> | []) {
-    if (args.length === 0) super(RealDate.now() + skewMs);
-    else super(...(args as ConstructorParameters<DateConstructor>));
-  }
-
-  static override now(): number {
-    return RealDate.now() + skewMs;
-  }
-}
-
-globalThis.Date = SkewedDate as DateConstructor;
+globalThis.Date = new Proxy(RealDate, {
+  construct(target, args) {
+    return args.length === 0
+      ? new target(RealDate.now() + skewMs)
+      : Reflect.construct(target, args);
+  },
+  get(target, key, receiver) {
+    return key === "now"
+      ? () => RealDate.now() + skewMs
+      : Reflect.get(target, key, receiver);
+  },
+});
 
 /** Sets how far the wall clock is off the real time, in milliseconds. */
 export function stepClock(toSkewMs: number): void {
