@@ -208,6 +208,43 @@ storeTest(
 );
 
 storeTest(
+  "a session id with a lone surrogate is refused: it would alias another id",
+  async (bed) => {
+    const s = bed.store();
+    // PostgreSQL stores text as UTF-8, where both become U+FFFD.
+    await s.set("ls\uFFFD", sessionData({ owner: "U+FFFD" }));
+    const intact = await bystanders(s, bed);
+    for (const sid of ["ls\uD800", "ls\uDC00", "\uDBFF", "a\uDC00\uD800b"]) {
+      await failsWith(
+        (cb) => s.set(sid, sessionData({ owner: "intruder" }), cb),
+        /lone surrogate/,
+      );
+      await failsWith((cb) => s.get(sid, cb), /lone surrogate/);
+      await failsWith((cb) => s.destroy(sid, cb), /lone surrogate/);
+      await failsWith(
+        (cb) => s.touch(sid, sessionData(), cb),
+        /lone surrogate/,
+      );
+      await intact();
+    }
+    assert.deepEqual(
+      (await s.get("ls\uFFFD") as unknown as { owner: string }).owner,
+      "U+FFFD",
+    );
+    // A surrogate pair is a real character: accepted, and a row of its own.
+    await s.set("ls\uD83D\uDE00", sessionData({ owner: "emoji" }));
+    assert.equal(
+      (await s.get("ls\uD83D\uDE00") as unknown as { owner: string }).owner,
+      "emoji",
+    );
+    assert.equal(
+      (await s.get("ls\uFFFD") as unknown as { owner: string }).owner,
+      "U+FFFD",
+    );
+  },
+);
+
+storeTest(
   "sessions that cannot be stored are errors through the callback, and change nothing",
   async (bed) => {
     const s = bed.store();
@@ -234,6 +271,24 @@ storeTest(
           },
         },
         /cannot be stored as JSON: boom/,
+      ],
+      // A toJSON of its own that does not give an object.
+      ["toJSON giving a number", { toJSON: () => 5 }, /JSON object.*gave 5/],
+      [
+        "toJSON giving a string",
+        { toJSON: () => "str" },
+        /JSON object.*gave "str"/,
+      ],
+      ["toJSON giving null", { toJSON: () => null }, /JSON object.*gave null/],
+      [
+        "toJSON giving an array",
+        { toJSON: () => [1] },
+        /JSON object.*gave \[1\]/,
+      ],
+      [
+        "toJSON giving undefined",
+        { toJSON: () => undefined },
+        /JSON object.*gave undefined/,
       ],
       [
         "an invalid cookie.expires",

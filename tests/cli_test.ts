@@ -43,6 +43,7 @@ test("usage errors exit 2 with a message and a pointer to --help", async () => {
     [["stats", "extra"], /unexpected argument "extra"/],
     [["stats", "--table-name", ""], /--table-name must be a non-empty string/],
     [["prune", "--connect-timeout", "soon"], /--connect-timeout must be/],
+    [["prune", "--timeout", "0"], /--timeout must be a positive number/],
   ];
   const results = await Promise.all(cases.map(([args]) => cli(args)));
   for (const [i, result] of results.entries()) {
@@ -210,3 +211,72 @@ test("an unreachable database exits 1 with a clear message, in bounded time", as
     silent.close();
   }
 });
+
+test("connect_timeout comes from the URL or PGCONNECT_TIMEOUT when no flag gives it", async () => {
+  const silent = createServer(() => {});
+  const port = await listen(silent);
+  try {
+    const [fromUrl, fromEnv] = await Promise.all([
+      cli([
+        "stats",
+        "--database-url",
+        `postgres://u@127.0.0.1:${port}/db?connect_timeout=1`,
+      ]),
+      cli(["stats", "--database-url", `postgres://u@127.0.0.1:${port}/db`], {
+        PGCONNECT_TIMEOUT: "1",
+      }),
+    ]);
+    for (const result of [fromUrl, fromEnv]) {
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /CONNECT_TIMEOUT/);
+      // The default is 10 s; these give up after 1 s (plus the runtime's start).
+      assert.ok(result.millis < 8_000, `gave up after ${result.millis} ms`);
+    }
+  } finally {
+    silent.close();
+  }
+});
+
+storeTest(
+  "prune waits at most --timeout for a lock on the table, says so, exits 1 and deletes nothing",
+  async ({ sql, schema, table, fill }) => {
+    await fill("expired", 20, -60);
+    let unlock = () => {};
+    const unlocked = new Promise<void>((resolve) => unlock = resolve);
+    const holder = sql.begin(async (tx) => {
+      await tx.unsafe(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+      await unlocked;
+    });
+    try {
+      // Wait until the lock is held before starting the command.
+      for (;;) {
+        const [{ held }] = await sql.unsafe(
+          `SELECT count(*)::int AS held FROM pg_locks
+           WHERE relation = to_regclass($1) AND mode = 'AccessExclusiveLock' AND granted`,
+          [table],
+        );
+        if (held) break;
+      }
+      const result = await cli([
+        "prune",
+        "--schema-name",
+        schema,
+        "--timeout",
+        "1",
+      ]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /"session" is locked by another transaction: gave up after 1 s \(--timeout\); nothing was changed/,
+      );
+      assert.ok(result.millis < 15_000, `gave up after ${result.millis} ms`);
+    } finally {
+      unlock();
+      await holder;
+    }
+    const [{ count }] = await sql.unsafe(
+      `SELECT count(*)::int AS count FROM ${table}`,
+    );
+    assert.equal(count, 20, "the prune that gave up deleted nothing");
+  },
+);

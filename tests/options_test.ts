@@ -7,6 +7,7 @@ import {
   connectPostgresSimple,
   DATABASE_URL,
   PostgresStoreClass,
+  type PostgresStoreOptions,
   sessionData,
   storeTest,
 } from "./_helpers.ts";
@@ -58,6 +59,19 @@ const INVALID: readonly (readonly [options: unknown, ...message: RegExp[]])[] =
     [{ callTimeout: "10" }, /`callTimeout`/],
     [{ callTimeout: true }, /`callTimeout`/],
     [{ callTimeout: Number.NaN }, /`callTimeout`/],
+    // Bounds: past PostgreSQL's timestamps, or too fast to be sane.
+    [{ ttl: 1e13 }, /`ttl`.*at most 3155760000 \(100 years\).*10000000000000/],
+    [{ ttl: 3155760001 }, /`ttl`.*100 years/],
+    [{ touchAfter: 1e12 }, /`touchAfter`.*at most 3155760000/],
+    [
+      { pruneSessionInterval: 0.001 },
+      /`pruneSessionInterval`.*from 1 to 2147483/,
+      /0\.001/,
+    ],
+    [{ pruneSessionInterval: 0.999 }, /`pruneSessionInterval`.*from 1/],
+    [{ pruneSessionInterval: 3e6 }, /`pruneSessionInterval`.*24\.8 days/],
+    [{ callTimeout: 0.001 }, /`callTimeout`.*from 0\.05/],
+    [{ callTimeout: 3e6 }, /`callTimeout`.*2147483/],
     [{ tableName: "" }, /`tableName`.*non-empty/, /`tableName`.*""/],
     [{ tableName: 42 }, /`tableName`.*42/],
     [{ tableName: "a\0b" }, /`tableName`.*NUL/],
@@ -99,6 +113,41 @@ const INVALID: readonly (readonly [options: unknown, ...message: RegExp[]])[] =
     [42, /options must be an object/],
     [[], /options must be an object/],
   ];
+
+test("options at their bounds are valid", async () => {
+  const sql = connect();
+  try {
+    for (
+      const options of [
+        { ttl: 3155760000, touchAfter: 3155760000 },
+        { ttl: 0.5, touchAfter: 0 },
+        { pruneSessionInterval: 1 },
+        { pruneSessionInterval: 2147483 },
+        { callTimeout: 0.05 },
+        { callTimeout: 2147483 },
+        { callTimeout: false, pruneSessionInterval: false },
+      ] satisfies PostgresStoreOptions[]
+    ) {
+      const store = new PostgresStoreClass({ postgres: sql, ...options });
+      await store.close();
+    }
+  } finally {
+    await sql.end();
+  }
+});
+
+storeTest(
+  "the longest ttl, 100 years, and the longest touchAfter are stored and honoured",
+  async ({ store, row }) => {
+    const s = store({ ttl: 3155760000, touchAfter: 3155760000 });
+    const data = sessionData({}, null); // no cookie expiry: ttl applies
+    await s.set("sid", data);
+    const { expire } = (await row("sid"))!;
+    assert.ok(Math.abs(expire - (Date.now() / 1000 + 3155760000)) < 5);
+    await s.touch("sid", data); // within touchAfter: nothing to write
+    assert.equal((await row("sid"))!.expire, expire);
+  },
+);
 
 /** A row's options as a test name shows them: short, and one name per row. */
 function show(value: unknown): string {
