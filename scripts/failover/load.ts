@@ -42,6 +42,10 @@ function emit(event: LoadEvent): void {
   process.stdout.write(JSON.stringify(event) + "\n");
 }
 
+function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
 function codeOf(error: unknown): string {
   const code = (error as { code?: unknown })?.code;
   if (typeof code === "string" && code) return code;
@@ -123,7 +127,8 @@ async function main(): Promise<void> {
     }
   }
 
-  async function worker(w: number): Promise<void> {
+  /** Calls the store until stopped; resolves to the worker's session ids. */
+  async function worker(w: number): Promise<string[]> {
     const sids = Array.from(
       { length: config.sidsPerWorker },
       (_, k) => `fo-${w}-${k}`,
@@ -147,12 +152,25 @@ async function main(): Promise<void> {
       );
       if (ok) acked[sid] = v;
     }
+    return sids;
   }
 
-  await Promise.all(
-    Array.from({ length: config.concurrency }, (_, w) => worker(w)),
+  const stopped = await Promise.all(
+    Array.from({ length: config.concurrency }, async (_, w) => {
+      const sids = await worker(w);
+      const t0 = performance.now();
+      for (const sid of sids) await read(sid, true);
+      return performance.now() - t0;
+    }),
   );
-  for (const sid of Object.keys(sent)) await read(sid, true);
+  const slowest = Math.max(...stopped);
+  if (slowest > 5000) {
+    console.error(
+      `load: reading every id back after the stop took up to ${
+        (slowest / 1000).toFixed(1)
+      } s`,
+    );
+  }
   const runtime = process.versions.deno
     ? `Deno ${process.versions.deno}`
     : `Node ${process.version}`;
@@ -167,8 +185,8 @@ async function main(): Promise<void> {
     older,
   };
   writeFileSync(config.resultFile, JSON.stringify(result));
-  await store.close().catch(() => {});
   emit({ event: "done" });
+  await Promise.race([store.close().catch(() => {}), sleep(5000)]);
 }
 
 main().then(

@@ -43,7 +43,8 @@ const WARM_UP_MS = 5_000;
 const BETWEEN_MS = 5_000;
 const TAIL_MS = 5_000;
 const READY_TIMEOUT_MS = 60_000;
-const DONE_TIMEOUT_MS = 60_000;
+/** Calls in flight at the stop, then 5 reads a worker, each within the 10 s callTimeout. */
+const DONE_TIMEOUT_MS = 120_000;
 
 const args = parseArgs({
   args: Deno.args,

@@ -27,19 +27,20 @@ export interface FailoverFigures {
   to: string;
   /** Seconds from `perform failover` until the formation was healthy again. */
   monitorSeconds: number;
-  /** Failed calls that ended between this failover's start and the next one's. */
+  /** Failed calls (set or get) ending between this failover's start and the next one's. */
   failed: number;
-  /** Seconds from the first failed call to the first call that succeeded after it. */
+  /** Seconds from the first failed `set` to the first `set` that succeeded after it. */
   firstFailureToSuccess: number | null;
-  /** Seconds from the first to the last failed call. */
+  /** Seconds from the first to the last failed `set`. */
   failingFor: number | null;
-  /** The longest time in the window in which no call succeeded, in seconds. */
+  /** The longest time in the window in which no `set` succeeded, in seconds. */
   longestStall: number;
   /** Per stage (states as the monitor showed them): its start and the calls ending in it. */
   stages: {
     at: number;
     label: string;
-    ok: number;
+    setsOk: number;
+    getsOk: number;
     failed: Record<string, number>;
   }[];
 }
@@ -159,10 +160,10 @@ function failoverFigures(
   const firstFailure = failures[0];
   const lastFailure = failures.at(-1);
   const recovered = firstFailure &&
-    inWindow.find((c) => !c.code && c.end > firstFailure.end);
+    sets.find((c) => !c.code && c.end > firstFailure.end);
   let longestStall = 0;
   let previous = f.startedAt;
-  for (const c of inWindow) {
+  for (const c of sets) {
     if (c.code) continue;
     longestStall = Math.max(longestStall, c.end - previous);
     previous = c.end;
@@ -178,7 +179,8 @@ function failoverFigures(
     return {
       at: (from - f.startedAt) / 1000,
       label: stateLabel(change.states),
-      ok: ended.filter((c) => !c.code).length,
+      setsOk: ended.filter((c) => !c.code && c.op === OP_SET).length,
+      getsOk: ended.filter((c) => !c.code && c.op === OP_GET).length,
       failed,
     };
   });
@@ -273,10 +275,11 @@ export function formatReport(f: Figures): string {
     ...f.failovers.flatMap((o, i): [string, string, string][] => [
       [
         `failover ${i + 1} (${o.from} → ${o.to})`,
-        `${o.failed} failed; first failure → first success ${
+        `${o.failed} failed; sets: first failure → first success ${
           s(o.firstFailureToSuccess)
-        }; ` +
-        `failing for ${s(o.failingFor)}; longest stall ${s(o.longestStall)}`,
+        }, failing for ${s(o.failingFor)}, longest without a success ${
+          s(o.longestStall)
+        }`,
         `monitor: healthy after ${s(o.monitorSeconds)}`,
       ],
     ]),
@@ -314,9 +317,10 @@ export function formatReport(f: Figures): string {
       const failed = Object.entries(st.failed).map(([c, n]) => `${c}×${n}`)
         .join(" ");
       out.push(
-        `  +${st.at.toFixed(2)} s  ${st.label}: ${st.ok} ok${
-          failed ? `, ${failed}` : ""
-        }`,
+        `  +${
+          st.at.toFixed(2)
+        } s  ${st.label}: ok ${st.setsOk} set + ${st.getsOk} get` +
+          (failed ? `; failed ${failed}` : ""),
       );
     }
   });
