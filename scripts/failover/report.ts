@@ -294,10 +294,14 @@ export function formatReport(f: Figures): string {
     line(["figure", "value", "target"]),
     line(width.map((w) => "-".repeat(w))),
     ...rows.map(line),
-    "",
-    "error messages (first seen):",
-    ...codes.map(([code]) => `  ${code}: ${f.messages[code]}`),
   ];
+  if (codes.length) {
+    out.push(
+      "",
+      "error messages (first seen):",
+      ...codes.map(([code]) => `  ${code}: ${f.messages[code]}`),
+    );
+  }
   if (f.slow.length) {
     out.push("", "slowest calls (≥ 1 s):");
     for (const c of f.slow) {
