@@ -84,6 +84,7 @@ export class Formation {
   readonly #keep: boolean;
   readonly #services: { dataDir: string; service: Service }[] = [];
   #autoctl: PgAutoctl | undefined;
+  #pgCtl = "pg_ctl";
   #monitor: ReturnType<typeof postgres> | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -107,6 +108,7 @@ export class Formation {
    */
   async start(): Promise<void> {
     const tools = await findTools();
+    this.#pgCtl = tools.pgCtl;
     this.dir = await Deno.makeTempDir({ prefix: "cps-failover-" });
     const autoctl = this.#autoctl = new PgAutoctl(this.dir);
     await autoctl.prepare();
@@ -340,15 +342,16 @@ export class Formation {
     await this.#monitor?.end({ timeout: 1 }).catch(() => {});
     // Nodes first, the monitor last, each service asked to stop (fast shutdown of its
     // PostgreSQL), then forced if it lingers.
+    // A service whose runuser died may have left its pg_autoctl running: every one is
+    // asked to stop through its pid file.
     for (const { dataDir, service } of [...this.#services].reverse()) {
-      if (service.exited()) continue;
       await this.#autoctl!.run(
         ["stop", "--pgdata", dataDir],
         this.#log("stop"),
         15_000,
       )
         .catch(() => service.kill("SIGTERM"));
-      if (!await exitsWithin(service, 30_000)) {
+      if (!service.exited() && !await exitsWithin(service, 30_000)) {
         await this.#autoctl!.run(
           ["stop", "--pgdata", dataDir, "--immediate"],
           this.#log("stop"),
@@ -357,6 +360,18 @@ export class Formation {
         if (!await exitsWithin(service, 10_000)) service.kill("SIGKILL");
       }
       await service.logged;
+    }
+    // A server left behind in one of this formation's own directories (a `pg_autoctl
+    // create` cut short, a service killed): stopped by its data directory.
+    for (const name of ["monitor", "node1", "node2"]) {
+      const dataDir = join(this.dir, name);
+      if (!this.dir || !await exists(join(dataDir, "postmaster.pid"))) continue;
+      await this.#autoctl!.run(
+        ["-D", dataDir, "-m", "immediate", "-w", "stop"],
+        this.#log("stop"),
+        15_000,
+        this.#pgCtl,
+      ).catch(() => {});
     }
     if (this.dir && !this.#keep) {
       await Deno.remove(this.dir, { recursive: true }).catch(() => {});
@@ -427,6 +442,10 @@ export class Formation {
       await sleep(POLL_MS);
     }
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
 }
 
 async function exitsWithin(service: Service, ms: number): Promise<boolean> {

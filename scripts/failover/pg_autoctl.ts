@@ -88,19 +88,25 @@ export class PgAutoctl {
   }
 
   /**
-   * Runs `pg_autoctl args...` to completion, its output appended to `log`.
+   * Runs `pg_autoctl args...` (or `program args...`) to completion, as the
+   * postgres user, its output appended to `log`.
    *
    * @throws {Error} when it fails or outlives `timeoutMs`, with the end of `log`.
    */
-  async run(args: string[], log: string, timeoutMs = 120_000): Promise<void> {
-    const child = this.#spawn(args, log);
+  async run(
+    args: string[],
+    log: string,
+    timeoutMs = 120_000,
+    program = "pg_autoctl",
+  ): Promise<void> {
+    const child = this.#spawn(args, log, program);
     const timer = setTimeout(() => child.kill(), timeoutMs);
     try {
       const status = await child.status;
       await child.logged;
       if (!status.success) {
         throw new Error(
-          `pg_autoctl ${
+          `${program} ${
             args.slice(0, 2).join(" ")
           } failed (exit ${status.code}); end of ${log}:\n${await tail(log)}`,
         );
@@ -115,7 +121,7 @@ export class PgAutoctl {
     return this.#spawn(args, log);
   }
 
-  #spawn(args: string[], log: string): Service {
+  #spawn(args: string[], log: string, program = "pg_autoctl"): Service {
     const env = {
       PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       HOME: this.#dir,
@@ -127,7 +133,7 @@ export class PgAutoctl {
     const command = [
       "env",
       ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      "pg_autoctl",
+      program,
       ...args,
     ];
     const argv = this.#asRoot
