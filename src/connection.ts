@@ -17,9 +17,12 @@ import type { PostgresSql } from "./types.ts";
  * 30 s for a connection attempt and its reconnect backoff grow to 20 s, which
  * also delays recovery once the database is back. Unless the URL or the
  * environment (`PGCONNECT_TIMEOUT`, `PGBACKOFF`) sets them, this pool gives up
- * on an attempt after 5 s and waits at most 1 s between attempts. Its
- * connections are named `connect-postgres-simple` unless `PGAPPNAME` or the
- * URL's `application_name` names them.
+ * on an attempt after 5 s, waits at most 1 s between attempts, and closes
+ * connections idle for {@linkcode IDLE_TIMEOUT_SECONDS} (`PGIDLE_TIMEOUT`,
+ * `idle_timeout` in the URL). Its connections are named
+ * `connect-postgres-simple` unless `PGAPPNAME` or the URL's
+ * `application_name` names them. A multi-host URL asking for `read-write`
+ * gets `primary` instead (see `primaryForReadWrite` below).
  */
 export function openConnection(): PostgresSql {
   const url = process.env.DATABASE_URL;
@@ -31,6 +34,8 @@ export function openConnection(): PostgresSql {
       ? {}
       : { connection: { application_name: "connect-postgres-simple" } }),
     ...unlessSet("connect_timeout", url, 5),
+    ...unlessSet("idle_timeout", url, IDLE_TIMEOUT_SECONDS),
+    ...primaryForReadWrite(url),
     ...unlessSet(
       "backoff",
       url,
@@ -38,6 +43,30 @@ export function openConnection(): PostgresSql {
     ),
   };
   return url ? postgres(url, options) : postgres(options);
+}
+
+/**
+ * Seconds an idle connection of the store's own pool stays open: below the
+ * idle limits servers and proxies commonly impose (PostgreSQL's
+ * `idle_session_timeout` as usually set, cloud load balancers' 350 s and
+ * more), so the pool closes it before they cut it silently.
+ */
+export const IDLE_TIMEOUT_SECONDS = 30;
+
+/**
+ * postgres.js 3.4.9 judges `target_session_attrs=read-write` by
+ * `default_transaction_read_only` alone, which a hot standby of PostgreSQL
+ * 14+ reports as `off`: after a failover its pool can settle on the standby
+ * and fail every write. `primary` asks whether the server is in recovery,
+ * which is what read-write means for a multi-host URL; the store's own pool
+ * uses it instead.
+ */
+function primaryForReadWrite(
+  url: string | undefined,
+): { target_session_attrs?: "primary" } {
+  const inUrl = url && /[?&]target_session_attrs=([^&#]*)/.exec(url)?.[1];
+  const asked = inUrl || process.env.PGTARGETSESSIONATTRS;
+  return asked === "read-write" ? { target_session_attrs: "primary" } : {};
 }
 
 /**

@@ -107,3 +107,28 @@ storeTest(
     }
   },
 );
+
+storeTest(
+  "the store's own pool honours PGAPPNAME, else names itself connect-postgres-simple",
+  async ({ sql, schema, row }) => {
+    const appName = `app_${schema}`;
+    const store = withEnv(
+      { DATABASE_URL, PGAPPNAME: appName },
+      () =>
+        new PostgresStoreClass({
+          schemaName: schema,
+          pruneSessionInterval: false,
+        }),
+    );
+    try {
+      await exercise(store, row);
+      const [{ n }] = await sql`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE application_name = ${appName}`;
+      assert.ok(n > 0, "its connections carry PGAPPNAME");
+    } finally {
+      await store.close();
+    }
+  },
+  { skip: BEHIND_PGBOUNCER && "PgBouncer hides the server's backends" },
+);
