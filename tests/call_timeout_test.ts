@@ -87,19 +87,31 @@ storeTest(
 );
 
 storeTest(
-  "callTimeout: false is accepted and sets no limit",
-  async ({ store, fill }) => {
-    await fill("old", 3000, -3600);
-    assert.equal(await store({ callTimeout: false }).pruneSessions(), 3000);
+  "callTimeout: false sets no limit: a call held longer than the default 10 s still completes",
+  async ({ store, sql, table, row }) => {
+    const unlimited = store({ callTimeout: false });
+    const limited = store(); // the default, 10 s
+    await unlimited.set("held", sessionData({ n: 1 }));
+    const locker = await sql.reserve();
+    let unlimitedSet: Promise<unknown> = Promise.resolve();
+    try {
+      await locker`BEGIN`;
+      await locker.unsafe(
+        `SELECT * FROM ${table} WHERE sid = 'held' FOR UPDATE`,
+      );
+      const started = performance.now();
+      unlimitedSet = unlimited.set("held", sessionData({ n: 2 }));
+      // The default limit ends a call held as long, which shows the hold
+      // outlasted it.
+      await assert.rejects(limited.set("held", sessionData({ n: 3 })), {
+        code: "CALL_TIMEOUT",
+      });
+      assert.ok(performance.now() - started >= 9_900);
+    } finally {
+      await locker`ROLLBACK`;
+      locker.release();
+    }
+    await unlimitedSet;
+    assert.equal(JSON.parse((await row("held"))!.sess).n, 2);
   },
 );
-
-test("callTimeout must be a positive number of seconds or false", () => {
-  for (const bad of [0, -1, "10", true, Number.NaN]) {
-    assert.throws(
-      () => new PostgresStoreClass({ callTimeout: bad as never }),
-      (error: unknown) =>
-        error instanceof TypeError && /`callTimeout`/.test(error.message),
-    );
-  }
-});
