@@ -26,7 +26,11 @@ export interface Visit {
   status: number;
   count: number;
   id: string;
-  /** The `name=value` part of the response's `Set-Cookie`, if any. */
+  /**
+   * The `name=value` part of the response's last `Set-Cookie`, if any (the
+   * one a browser keeps when a cookie is set twice, as hono-sessions does
+   * when it rotates the session id).
+   */
   setCookie: string | undefined;
 }
 
@@ -99,12 +103,19 @@ export function visit(
       res.on("data", (chunk: string) => body += chunk);
       res.on("error", reject);
       res.on("end", () => {
-        const parsed = JSON.parse(body) as { count?: number; id?: string };
+        let parsed: { count?: number; id?: string };
+        try {
+          parsed = JSON.parse(body);
+        } catch {
+          // An app that failed (a 500 in plain text) fails the test, not hangs it.
+          reject(new Error(`${path}: ${res.statusCode}, not JSON: ${body}`));
+          return;
+        }
         resolve({
           status: res.statusCode ?? 0,
           count: parsed.count ?? 0,
           id: parsed.id ?? "",
-          setCookie: res.headers["set-cookie"]?.[0]?.split(";")[0],
+          setCookie: res.headers["set-cookie"]?.at(-1)?.split(";")[0],
         });
       });
     });

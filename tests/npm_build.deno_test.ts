@@ -47,6 +47,7 @@ test("bare, node: and npm: specifiers and other strings are left alone", () => {
 const MOD_DTS =
   `import type { PostgresStoreClass, SessionModule } from "./src/types.js";
 export type { Callback, PostgresStoreOptions as Options, } from "./src/types.js";
+export { CallTimeoutError } from "./src/calls.js";
 /**
  * The factory.
  */
@@ -65,6 +66,12 @@ test("the CommonJS declaration is export = of the factory, its types as namespac
   assert.match(
     dts,
     /^ {2}export import Options = Types\d+\.PostgresStoreOptions;$/m,
+  );
+  assert.match(dts, /^import \* as (Types\d+) from "\.\/src\/calls\.js";$/m);
+  assert.match(
+    dts,
+    /^ {2}export import CallTimeoutError = Types\d+\.CallTimeoutError;$/m,
+    "a class re-export is carried, as a value and a type",
   );
   assert.match(
     dts,

@@ -2,9 +2,9 @@
  * Builds the npm package into `npm/` from the Deno source, doing what dnt
  * would do (dnt lives on JSR, which our build machines cannot reach):
  *
- * 1. copies `mod.ts` and `src/` into a staging directory, rewriting relative
- *    `.ts` import specifiers to `.js` (bare names such as `postgres` and
- *    `express-session` stay bare, as npm resolves them);
+ * 1. copies `mod.ts`, `hono.ts` and `src/` into a staging directory,
+ *    rewriting relative `.ts` import specifiers to `.js` (bare names such as
+ *    `postgres` and `express-session` stay bare, as npm resolves them);
  * 2. compiles them twice with the TypeScript compiler from npm: ESM into
  *    `npm/esm`, CommonJS into `npm/cjs`, each with its `.d.ts` files;
  * 3. writes the CommonJS entry, whose `module.exports` is the factory itself
@@ -67,9 +67,15 @@ export function rewriteSpecifiers(source: string): string {
   );
 }
 
-/** The files that make up the module: `mod.ts` and `src/**.ts`. */
+/**
+ * The package's entry points besides `src/`: `mod.ts` (`.`) and `hono.ts`
+ * (`./hono`, which loads no express-session).
+ */
+const ENTRY_FILES = ["mod.ts", "hono.ts"];
+
+/** The files that make up the module: the entry points and `src/**.ts`. */
 function sourceFiles(): string[] {
-  const files = ["mod.ts"];
+  const files = [...ENTRY_FILES];
   const walk = (dir: string) => {
     for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
       const path = `${dir}/${entry.name}`;
@@ -276,7 +282,7 @@ function packageJson(deno: DenoJson): Record<string, unknown> {
     name: PACKAGE_NAME,
     version: deno.version,
     description:
-      "A PostgreSQL session store for express-session and @fastify/session on postgres.js: a typed, faster drop-in for connect-pg-simple",
+      "A PostgreSQL session store for express-session, @fastify/session and hono-sessions on postgres.js: a typed, faster drop-in for connect-pg-simple",
     license: "MIT",
     keywords: [
       "express-session",
@@ -287,6 +293,8 @@ function packageJson(deno: DenoJson): Record<string, unknown> {
       "connect-pg-simple",
       "express",
       "fastify",
+      "hono",
+      "hono-sessions",
     ],
     ...packageLinks(ROOT, process.env),
     type: "module",
@@ -297,6 +305,11 @@ function packageJson(deno: DenoJson): Record<string, unknown> {
       ".": {
         import: { types: "./esm/mod.d.ts", default: "./esm/mod.js" },
         require: { types: "./cjs/index.d.ts", default: "./cjs/index.js" },
+      },
+      // The Hono adapter: plain ES and CommonJS modules, no express-session.
+      "./hono": {
+        import: { types: "./esm/hono.d.ts", default: "./esm/hono.js" },
+        require: { types: "./cjs/hono.d.ts", default: "./cjs/hono.js" },
       },
       "./table.sql": "./table.sql",
       "./package.json": "./package.json",

@@ -68,8 +68,20 @@ test("npm publish --dry-run takes the built package as it is, with what it needs
       "esm/mod.js",
       "esm/mod.d.ts",
       "esm/src/cli.js",
+      "esm/hono.js",
+      "esm/hono.d.ts",
+      "cjs/hono.js",
+      "cjs/hono.d.ts",
     ]
   ) assert.ok(files.includes(file), `${file} is published`);
+  assert.deepEqual(
+    (pkg.exports as Record<string, unknown>)["./hono"],
+    {
+      import: { types: "./esm/hono.d.ts", default: "./esm/hono.js" },
+      require: { types: "./cjs/hono.d.ts", default: "./cjs/hono.js" },
+    },
+    "the Hono adapter is the ./hono subpath, for import and require",
+  );
   assert.deepEqual(
     files.filter((file) => !/^(esm|cjs)\/|^[^/]+$/.test(file)),
     [],
@@ -108,7 +120,9 @@ test("deno publish --dry-run passes, publishing the module and nothing else", ()
   for (
     const file of [
       "mod.ts",
+      "hono.ts",
       "src/store.ts",
+      "src/hono.ts",
       "table.sql",
       "README.md",
       "LICENSE",

@@ -7,7 +7,8 @@
  * 1. type-checks `tests/npm/types/` with `tsc` (ESM, CommonJS
  *    `import = require`, esModuleInterop; strict, `module: nodenext`);
  * 2. compiles the store's test suite (`tests/*.ts` but `*.deno_test.ts`) to
- *    JavaScript, its `../mod.ts` import pointed at the installed package,
+ *    JavaScript, its `../mod.ts` and `../hono.ts` imports pointed at the
+ *    installed package (`connect-postgres-simple`, `connect-postgres-simple/hono`),
  *    together with the modules of `scripts/postgres/` it imports (the
  *    throwaway server, on `node:` APIs, so a fault test runs under Node too;
  *    its binaries linked from the repository's `node_modules`);
@@ -59,7 +60,21 @@ const PACKAGE = "connect-postgres-simple";
 const TESTS_DIR = join(ROOT, "tests");
 const NPM_FIXTURES = join(TESTS_DIR, "npm");
 /** Packages the type fixtures import, besides those the tests import. */
-const FIXTURE_IMPORTS = ["express", "express-session", "postgres"];
+const FIXTURE_IMPORTS = [
+  "express",
+  "express-session",
+  "postgres",
+  "hono",
+  "hono-sessions",
+];
+/**
+ * The package's entry points as the tests import them from the repository
+ * (`../mod.ts`), and as the compiled suite imports them from the package.
+ */
+const ENTRY_POINTS = new Map([
+  ["mod.ts", PACKAGE],
+  ["hono.ts", `${PACKAGE}/hono`],
+]);
 /**
  * Packages linked from the repository's own `node_modules` rather than
  * installed: the PostgreSQL binaries (60 MB) the fault tests run, which
@@ -121,11 +136,11 @@ function testSources(): Map<string, string> {
     const source = readFileSync(join(ROOT, file), "utf8");
     for (const [, specifier] of source.matchAll(RELATIVE_IMPORT)) {
       const target = posix.join(posix.dirname(file), specifier);
-      if (target === "mod.ts" && file.startsWith("tests/")) continue;
+      if (ENTRY_POINTS.has(target) && file.startsWith("tests/")) continue;
       const inTests = /^tests\/[^/]+$/.test(target);
       if (!inTests && !target.startsWith(SHARED_DIR)) {
         throw new Error(
-          `${file} imports ${specifier}: tests reach the store only through ../mod.ts ` +
+          `${file} imports ${specifier}: tests reach the store only through ../mod.ts or ../hono.ts ` +
             `(see tests/_helpers.ts), and a server through ${SHARED_DIR}server.ts`,
         );
       }
@@ -134,7 +149,11 @@ function testSources(): Map<string, string> {
     files.set(
       file,
       rewriteSpecifiers(
-        source.replace(/(["'])\.\.\/mod\.ts\1/g, `$1${PACKAGE}$1`),
+        source.replace(
+          /(["'])\.\.\/(mod|hono)\.ts\1/g,
+          (_all, quote: string, name: string) =>
+            `${quote}${ENTRY_POINTS.get(`${name}.ts`)}${quote}`,
+        ),
       ),
     );
   }
@@ -171,6 +190,20 @@ function dependencies(imports: string[]): string[] {
 }
 
 /**
+ * Whether a package's `exports["."]` points at a module with a `.d.ts` beside
+ * it, which is where TypeScript finds the types of a package that names none
+ * (hono-sessions).
+ */
+function entryDeclarations(dir: string, entry: unknown): boolean {
+  const targets = typeof entry === "string"
+    ? [entry]
+    : Object.values(entry ?? {}).filter((t) => typeof t === "string");
+  return targets.some((target) =>
+    existsSync(join(dir, target.replace(/\.[cm]?js$/, ".d.ts")))
+  );
+}
+
+/**
  * Declarations for imports Deno types on its own: an alias (`express4`)
  * gets its package's types, a package without types is `any`, as in Deno.
  */
@@ -184,7 +217,9 @@ function moduleShims(project: string, imports: string[]): string {
       readFileSync(join(dir, "package.json"), "utf8"),
     );
     const typed = existsSync(join(project, "node_modules", "@types", real)) ||
-      manifest.types || manifest.typings || existsSync(join(dir, "index.d.ts"));
+      manifest.types || manifest.typings ||
+      existsSync(join(dir, "index.d.ts")) ||
+      entryDeclarations(dir, manifest.exports?.["."]);
     if (!typed) lines.push(`declare module "${name}";`);
     else if (name !== real) {
       lines.push(
