@@ -91,8 +91,27 @@ export function cutoffMargin(limitMs: number): number {
 
 interface Pending {
   readonly expiresAt: number;
+  /** When its latest attempt started. */
+  attemptAt: number;
   expire(): void;
+  /** Starts one more attempt beside a stalled one. */
+  hedge(): void;
 }
+
+/**
+ * How long an attempt may wait, while calls made after it are answered,
+ * before the call tries again beside it: a fifth of the limit, from 50 ms to
+ * 1 s. postgres.js 3.4.9 can strand a query on a connection that died as it
+ * was handed over, and never answer it; the second attempt takes another
+ * connection. Statements are idempotent and writes fenced by their cutoff,
+ * so two attempts of one call are safe; the first answer settles the call.
+ */
+export function stallAfter(limitMs: number): number {
+  return Math.max(50, Math.min(1000, limitMs / 5));
+}
+
+/** How many oldest calls a successful attempt looks at for stalls. */
+const STALL_SCAN = 8;
 
 /**
  * Makes the calls of one store.
@@ -107,6 +126,7 @@ export function createCalls(
   const limit = limitMs === false ? Infinity : limitMs;
   const margin = limitMs === false ? 0 : cutoffMargin(limitMs);
   const retryFor = limitMs === false ? UNLIMITED_RETRY_MS : limitMs - margin;
+  const stallMs = stallAfter(limitMs === false ? UNLIMITED_RETRY_MS : limitMs);
   // In start order, which is expiry order: one limit, a monotonic clock.
   const pending = new Set<Pending>();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -125,10 +145,26 @@ export function createCalls(
   const arm = () => {
     if (timer !== undefined) return;
     for (const oldest of pending) {
+      if (oldest.expiresAt === Infinity) return;
       const wait = Math.max(0, oldest.expiresAt - performance.now());
       timer = setTimeout(sweep, wait);
       timer.unref();
       return;
+    }
+  };
+
+  /**
+   * An attempt started at `answeredStart` was just answered: any older
+   * attempt still unanswered after `stallMs` is likely stranded.
+   */
+  const hedgeStalled = (answeredStart: number) => {
+    const now = performance.now();
+    let looked = 0;
+    for (const call of pending) {
+      if (++looked > STALL_SCAN) break;
+      if (call.attemptAt < answeredStart && now - call.attemptAt > stallMs) {
+        call.hedge();
+      }
     }
   };
 
@@ -139,34 +175,40 @@ export function createCalls(
         const call: Call = { writeBy: started + limit - margin };
         const retryUntil = started + retryFor;
         let retries = 0;
+        let hedged = false;
         let over = false;
         let lastError: unknown;
         let retryTimer: ReturnType<typeof setTimeout> | undefined;
 
-        const entry: Pending | undefined = limitMs === false ? undefined : {
+        const entry: Pending = {
           expiresAt: started + limit,
+          attemptAt: started,
           expire() {
             over = true;
             if (retryTimer !== undefined) clearTimeout(retryTimer);
-            reject(new CallTimeoutError(what, limitMs, lastError));
+            reject(new CallTimeoutError(what, limitMs as number, lastError));
+          },
+          hedge() {
+            if (over || hedged) return;
+            hedged = true;
+            attemptNow();
           },
         };
-        if (entry) {
-          pending.add(entry);
-          arm();
-        }
+        pending.add(entry);
+        arm();
         const finish = () => {
           over = true;
-          if (entry) pending.delete(entry);
+          pending.delete(entry);
         };
-        const succeeded = (value: T) => {
+        const succeeded = (attemptAt: number) => (value: T) => {
           if (over) return;
           finish();
           resolve(value);
+          hedgeStalled(attemptAt);
         };
         const failed = (error: unknown) => {
           if (over) return;
-          if (entry && refused(error)) {
+          if (limitMs !== false && refused(error)) {
             finish();
             reject(new CallTimeoutError(what, limitMs as number, error));
             return;
@@ -187,9 +229,8 @@ export function createCalls(
           finish();
           reject(error);
         };
-        const once = () => {
-          retryTimer = undefined;
-          if (over) return;
+        const attemptNow = () => {
+          const attemptAt = entry.attemptAt = performance.now();
           let work: Promise<T>;
           try {
             work = attempt(call);
@@ -197,7 +238,11 @@ export function createCalls(
             failed(error);
             return;
           }
-          work.then(succeeded, failed);
+          work.then(succeeded(attemptAt), failed);
+        };
+        const once = () => {
+          retryTimer = undefined;
+          if (!over) attemptNow();
         };
         once();
       });

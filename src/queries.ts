@@ -23,6 +23,33 @@ const PRUNE_LOCK = 0x63707370;
 const REFUSAL =
   "connect-postgres-simple: write refused, past the cutoff of its call";
 
+/**
+ * The error of a statement that postgres.js answered without running it:
+ * 3.4.9 can hand a query to a connection whose socket has just failed, then
+ * resolve it with an empty result (no command) when that connection opens
+ * again. Taken as a read, it would show a live session as missing; as a
+ * write, it would acknowledge what never ran. It is transient: the call
+ * tries again.
+ */
+export class NotRunError extends Error {
+  /** Always `"NOT_RUN"`. */
+  readonly code = "NOT_RUN";
+
+  /** Describes the statement that did not run. */
+  constructor() {
+    super(
+      "connect-postgres-simple: postgres.js answered a statement without running it (a connection lost mid-send)",
+    );
+    this.name = "NotRunError";
+  }
+}
+
+/** The rows of a result that really ran; throws {@linkcode NotRunError} otherwise. */
+function ran<R extends { command: string }>(result: R): R {
+  if (!result.command) throw new NotRunError();
+  return result;
+}
+
 /** Whether `error` is a write's refusal to apply past its cutoff. */
 export function isRefusedWrite(error: unknown): boolean {
   const { code, message } = error as { code?: unknown; message?: unknown };
@@ -169,10 +196,11 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
 export function createQueries(db: Database, names: TableNames): Queries {
   const text = statements(names);
   const prepared = { prepare: true } as const;
+  // Every result passes `ran` before it is believed.
   const run = (query: string, params: (string | number)[]) =>
-    db.sql.unsafe(query, params, prepared);
+    db.sql.unsafe(query, params, prepared).values().then(ran);
   const values = async (query: string, params: (string | number)[]) =>
-    (await run(query, params).values()) as unknown[][];
+    (await run(query, params)) as unknown[][];
 
   // The per-request statements chain on the query with `then` rather than
   // `await` it in an async function: a postgres.js query is a Promise
@@ -183,25 +211,26 @@ export function createQueries(db: Database, names: TableNames): Queries {
 
   return {
     clock() {
-      return run(text.clock, []).values().then((rows) => rows[0][0] as number);
+      return run(text.clock, []).then((rows) => rows[0][0] as number);
     },
     get(sid, now) {
-      return run(text.get, [sid, now]).values().then(firstValue);
+      return run(text.get, [sid, now]).then(firstValue);
     },
     getWithExpiry(sid, now) {
-      return run(text.getWithExpiry, [sid, now]).values().then((rows) =>
+      return run(text.getWithExpiry, [sid, now]).then((rows) =>
         rows.length ? [rows[0][0] as string, rows[0][1] as number] : null
       );
     },
     set(sid, json, expire, cutoff) {
-      return run(text.set, [sid, json, expire, cutoff]).values().then(written);
+      return run(text.set, [sid, json, expire, cutoff]).then(written);
     },
     touch(sid, expire, now, touchAfter, cutoff) {
-      return run(text.touch, [sid, expire, now, touchAfter, cutoff]).values()
-        .then(written);
+      return run(text.touch, [sid, expire, now, touchAfter, cutoff]).then(
+        written,
+      );
     },
     destroy(sid, cutoff) {
-      return run(text.destroy, [sid, cutoff]).values().then(written);
+      return run(text.destroy, [sid, cutoff]).then(written);
     },
     async all(now) {
       return (await values(text.all, [now])) as [string, string][];
@@ -214,7 +243,7 @@ export function createQueries(db: Database, names: TableNames): Queries {
       return Number(rows[0][0]);
     },
     clear(cutoff) {
-      return run(text.clear, [cutoff]).values().then(written);
+      return run(text.clear, [cutoff]).then(written);
     },
     async stats(now) {
       const [[total, live]] = await values(text.stats, [now]);
@@ -225,17 +254,15 @@ export function createQueries(db: Database, names: TableNames): Queries {
         ? String(Math.max(1, Math.ceil(lockTimeoutMs)))
         : "0";
       return db.sql.begin(async (tx) => {
-        const [[locked]] = await tx.unsafe(
-          text.lock,
-          [names.qualified, lockTimeout],
-          prepared,
-        ).values();
+        const [[locked]] = ran(
+          await tx.unsafe(text.lock, [names.qualified, lockTimeout], prepared)
+            .values(),
+        );
         if (!locked) return null;
-        const [[count]] = await tx.unsafe(
-          text.pruneBatch,
-          [now, limit, cutoff],
-          prepared,
-        ).values();
+        const [[count]] = ran(
+          await tx.unsafe(text.pruneBatch, [now, limit, cutoff], prepared)
+            .values(),
+        );
         return count as number;
       }) as Promise<number | null>;
     },

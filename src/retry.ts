@@ -27,6 +27,7 @@ const CONNECTION_CODES = new Set([
   "ENETUNREACH",
   "ENETDOWN",
   "EAI_AGAIN",
+  "NOT_RUN", // postgres.js answered without running it (queries.ts)
 ]);
 
 /** SQLSTATEs a healthy database soon stops answering with. */
