@@ -168,6 +168,19 @@ storeTest(
 );
 
 storeTest(
+  "close takes a callback like every other method, called once after the store has closed",
+  async ({ store }) => {
+    const s = store();
+    await s.set("a", sessionData());
+    const first = await viaCallback((cb) => s.close(cb));
+    assert.deepEqual(first, { error: null, result: undefined, calls: 1 });
+    await assert.rejects(s.get("a"), /the store is closed/);
+    // Closing again calls back again, at once.
+    assert.deepEqual(await viaCallback((cb) => s.close(cb)), first);
+  },
+);
+
+storeTest(
   "close never ends a postgres.js sql the user passed in",
   async ({ store, sql }) => {
     const s = store();
