@@ -10,7 +10,8 @@
  * 3. writes the CommonJS entry, whose `module.exports` is the factory itself
  *    (`require("connect-postgres-simple")(session)`), and its `export =`
  *    declaration;
- * 4. writes `package.json` and copies `README.md`, `LICENSE` and `table.sql`.
+ * 4. writes `package.json` and copies `README.md`, `LICENSE`, `table.sql`
+ *    and `docs/` (the README links there).
  *
  * ```sh
  * deno task build   # = deno run -A scripts/npm/build.ts
@@ -21,6 +22,7 @@
 import {
   chmodSync,
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -315,7 +317,7 @@ function packageJson(deno: DenoJson): Record<string, unknown> {
       "./package.json": "./package.json",
     },
     ...(bin ? { bin } : {}),
-    files: ["esm/", "cjs/", "table.sql"],
+    files: ["esm/", "cjs/", "table.sql", "docs/"],
     engines: { node: `>=${NODE_MAJOR}` },
     sideEffects: false,
     // A range, so an app that has postgres.js 3.x already shares one copy.
@@ -355,6 +357,8 @@ export function buildNpm(): Record<string, unknown> {
   for (const file of ["README.md", "LICENSE", "table.sql"]) {
     copyFileSync(join(ROOT, file), join(OUT_DIR, file));
   }
+  // The README links into docs/: the package carries them, so the links work.
+  cpSync(join(ROOT, "docs"), join(OUT_DIR, "docs"), { recursive: true });
   rmSync(STAGING_DIR, { recursive: true, force: true });
   return pkg;
 }
