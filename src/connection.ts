@@ -34,6 +34,10 @@ export function openConnection(): PostgresSql {
       ? {}
       : { connection: { application_name: "connect-postgres-simple" } }),
     ...unlessSet("connect_timeout", url, 5),
+    // postgres.js 3.4.9 drops the promise of the array-types query it runs
+    // on each new connection: a backend terminated during it becomes an
+    // unhandled rejection. The store binds no arrays, so it needs none.
+    ...unlessSet("fetch_types", url, false),
     ...unlessSet("idle_timeout", url, IDLE_TIMEOUT_SECONDS),
     ...primaryForReadWrite(url),
     ...unlessSet(

@@ -150,7 +150,7 @@ export function storeTest(
       await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(
         () => {},
       );
-      await sql.end();
+      await sql.end({ timeout: 5 });
     }
   });
 }

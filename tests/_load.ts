@@ -15,10 +15,12 @@ import type { PostgresSql, PostgresStore } from "../mod.ts";
 /**
  * The connection settings docs/production.md ("Timeouts") recommends for an
  * app's own `sql`, which are also the store's own pool's defaults: give up
- * on a connection attempt after 5 s, wait at most 1 s between attempts.
+ * on a connection attempt after 5 s, wait at most 1 s between attempts, no
+ * array-type query on each new connection (see docs/production.md).
  */
 export const RECOMMENDED = {
   onnotice: () => {},
+  fetch_types: false,
   connect_timeout: 5,
   backoff: (retries: number): number => Math.min(0.05 * 2 ** retries, 1),
 } as const;
