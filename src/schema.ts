@@ -1,31 +1,78 @@
 /**
  * Every DDL statement of a session table: the table and its index, as
  * connect-pg-simple's `table.sql` makes them, with constraint and index
- * names derived from the table so two tables can share a schema.
- * `createTableIfMissing` and the command line's `create-table` both build
- * from here, so they cannot disagree.
+ * names derived from the table so two tables can share a schema; and the
+ * opt-in parts beyond it (the `created` column, the owner index, `expire`
+ * as `timestamptz`), each a migration step. `createTableIfMissing` and the
+ * command line's `create-table` and `migrate` all build from here, so they
+ * cannot disagree.
  *
  * @module
  */
 import type { PostgresSql } from "./types.ts";
 import type { TableNames } from "./names.ts";
+import { ownerExpression, quoteLiteral } from "./user_key.ts";
 
-/** Advisory lock class id (first key) for table creation: "cpsc". */
+/** Advisory lock class id (first key) for table creation and migration: "cpsc". */
 const CREATE_LOCK = 0x63707363;
 
-/** The table's DDL, with constraint and index names derived from the table. */
-export function tableDefinition(names: TableNames): string[] {
+/**
+ * How long one attempt at a step that locks the whole table waits for its
+ * lock: while it waits, every query on the table queues behind it, so it
+ * gives up soon and tries again (see {@linkcode runStep}).
+ */
+export const LOCK_ATTEMPT_MS = 1000;
+
+/** What a table may have beyond `table.sql`, each opt-in. */
+export interface TableFeatures {
+  /** The owner index `IDX_<table>_user` on this `userKey` path. */
+  userKey?: readonly string[];
+  /** The `created` column that `maxLifetime` needs. */
+  created?: boolean;
+  /** `expire` as `timestamptz`, which no `TimeZone` setting can misread. */
+  timestamptz?: boolean;
+}
+
+/** The owner index's DDL; `concurrently` for a table in use. */
+function userIndexStatement(
+  names: TableNames,
+  userKey: readonly string[],
+  concurrently: boolean,
+): string {
+  return `CREATE INDEX ${
+    concurrently ? "CONCURRENTLY " : ""
+  }IF NOT EXISTS ${names.userIndex} ON ${names.qualified} (${
+    ownerExpression(userKey)
+  })`;
+}
+
+/**
+ * The table's DDL, with constraint and index names derived from the table;
+ * with no features, exactly `table.sql`'s table.
+ */
+export function tableDefinition(
+  names: TableNames,
+  features: TableFeatures = {},
+): string[] {
   const t = names.qualified;
-  return [
+  const expire = features.timestamptz ? "timestamptz(6)" : "timestamp(6)";
+  const created = features.created
+    ? `\n  "created" timestamptz NOT NULL DEFAULT now(),`
+    : "";
+  const statements = [
     `CREATE TABLE IF NOT EXISTS ${t} (
   "sid" varchar NOT NULL COLLATE "default",
   "sess" json NOT NULL,
-  "expire" timestamp(6) NOT NULL,
+  "expire" ${expire} NOT NULL,${created}
   CONSTRAINT ${names.primaryKey} PRIMARY KEY ("sid") NOT DEFERRABLE INITIALLY IMMEDIATE
 )
 WITH (OIDS=FALSE)`,
     `CREATE INDEX IF NOT EXISTS ${names.expireIndex} ON ${t} ("expire")`,
   ];
+  if (features.userKey) {
+    statements.push(userIndexStatement(names, features.userKey, false));
+  }
+  return statements;
 }
 
 /** Whether the table exists. */
@@ -42,18 +89,42 @@ export async function tableExists(
 }
 
 /**
- * Creates the schema, table and index when missing, serialised across every
- * process by an advisory lock so that concurrent starts cannot race.
+ * Takes the creation lock of the table for the transaction `tx` is in,
+ * waiting for it when `wait`; resolves to whether it was taken.
+ *
+ * The table's name is a literal here, not a parameter: a transaction left
+ * idle after a statement with parameters keeps a snapshot (an `xmin`),
+ * which `CREATE INDEX CONCURRENTLY` waits for, and {@linkcode buildUserIndex}
+ * holds this lock idle while it builds.
+ */
+async function lockForCreation(
+  tx: Pick<PostgresSql, "unsafe">,
+  names: TableNames,
+  wait: boolean,
+): Promise<boolean> {
+  const key = `${CREATE_LOCK}, hashtext(${quoteLiteral(names.qualified)})`;
+  if (wait) {
+    await tx.unsafe(`SELECT pg_advisory_xact_lock(${key})`);
+    return true;
+  }
+  const [[locked]] = await tx.unsafe(
+    `SELECT pg_try_advisory_xact_lock(${key})`,
+  ).values();
+  return locked as boolean;
+}
+
+/**
+ * Creates the schema, table and indexes when missing, serialised across
+ * every process by an advisory lock so that concurrent starts cannot race.
+ * The owner index is built in the same transaction: the table is new.
  */
 export async function createTable(
   sql: PostgresSql,
   names: TableNames,
+  features: TableFeatures = {},
 ): Promise<void> {
   await sql.begin(async (tx) => {
-    await tx.unsafe(
-      `SELECT pg_advisory_xact_lock(${CREATE_LOCK}, hashtext($1::text))`,
-      [names.qualified],
-    );
+    await lockForCreation(tx, names, true);
     await tx.unsafe("SET LOCAL client_min_messages = warning");
     if (names.quotedSchema) {
       const [[missing]] = await tx.unsafe(
@@ -64,8 +135,315 @@ export async function createTable(
         await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${names.quotedSchema}`);
       }
     }
-    for (const statement of tableDefinition(names)) {
+    for (const statement of tableDefinition(names, features)) {
       await tx.unsafe(statement);
     }
   });
+}
+
+/** The state of the owner index: none, a failed build's leftover, ready, or on another path. */
+export type UserIndexState = "missing" | "invalid" | "valid" | "other";
+
+/** What a table has today of the opt-in features. */
+export interface TableShape {
+  exists: boolean;
+  /** Whether `expire` is a `timestamptz`. */
+  timestamptz: boolean;
+  /** Whether the `created` column is there. */
+  created: boolean;
+  /**
+   * The owner index `IDX_<table>_user`; `"valid"` until
+   * {@linkcode checkUserIndex} has compared it with a `userKey`.
+   */
+  userIndex: UserIndexState;
+  /** The connection's `TimeZone`, the zone a `timestamp` `expire` was written in. */
+  timeZone: string;
+}
+
+/** `"a""b"` → `a"b`. */
+function unquote(quoted: string): string {
+  return quoted.slice(1, -1).replaceAll('""', '"');
+}
+
+/** Reads what the table has (one catalog query). */
+export async function readShape(
+  sql: Pick<PostgresSql, "unsafe">,
+  names: TableNames,
+): Promise<TableShape> {
+  const [row] = await sql.unsafe(
+    `SELECT c.oid IS NOT NULL AS exists,
+  coalesce(e.atttypid = 'timestamptz'::regtype, false) AS timestamptz,
+  cr.attname IS NOT NULL AS created,
+  (SELECT i.indisvalid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+    WHERE i.indrelid = c.oid AND ic.relname = $2::text) AS user_index,
+  current_setting('TimeZone') AS time_zone
+FROM (SELECT to_regclass($1::text) AS oid) c
+LEFT JOIN pg_attribute e ON e.attrelid = c.oid AND e.attname = 'expire' AND NOT e.attisdropped
+LEFT JOIN pg_attribute cr ON cr.attrelid = c.oid AND cr.attname = 'created' AND NOT cr.attisdropped`,
+    [names.qualified, unquote(names.userIndex)],
+  );
+  return {
+    exists: row.exists,
+    timestamptz: row.timestamptz,
+    created: row.created,
+    userIndex: row.user_index === null
+      ? "missing"
+      : row.user_index
+      ? "valid"
+      : "invalid",
+    timeZone: row.time_zone,
+  };
+}
+
+/**
+ * The shape with a valid owner index checked against `userKey`: it stays
+ * `"valid"` only if the planner can use it for that path's expression, and
+ * becomes `"other"` when it indexes something else.
+ */
+export async function checkUserIndex(
+  sql: PostgresSql,
+  names: TableNames,
+  userKey: readonly string[],
+  shape: TableShape,
+): Promise<TableShape> {
+  if (shape.userIndex !== "valid") return shape;
+  const plan = await sql.begin(async (tx) => {
+    await tx.unsafe("SET LOCAL enable_seqscan = off");
+    const rows = await tx.unsafe(
+      `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${names.qualified} WHERE ${
+        ownerExpression(userKey)
+      } = ''`,
+    ).values();
+    return JSON.stringify(rows[0][0]);
+  });
+  const serves = plan.includes(JSON.stringify(unquote(names.userIndex)));
+  return serves ? shape : { ...shape, userIndex: "other" };
+}
+
+/** One change `migrate` makes to a table. */
+export interface MigrationStep {
+  /** The option it serves: `--timestamptz`, `--created`, `--user-key`. */
+  flag: string;
+  /** What it does, in words. */
+  what: string;
+  /** The lock it takes on the table, and what that lock blocks. */
+  lock: string;
+  /**
+   * Whether its statements run in one transaction, each attempt waiting at
+   * most {@linkcode LOCK_ATTEMPT_MS} for its locks; otherwise one by one,
+   * outside any transaction (`CREATE INDEX CONCURRENTLY`).
+   */
+  transaction: boolean;
+  statements: string[];
+}
+
+/**
+ * The steps that bring a table that exists to what `features` need, in the
+ * order they run (`expire` is rewritten before the index is built, so the
+ * index is not built twice); none when it has everything. The shape's
+ * owner index must have been checked ({@linkcode checkUserIndex}).
+ *
+ * @throws {Error} when an index of the owner index's name indexes another path.
+ */
+export function migrationSteps(
+  names: TableNames,
+  features: TableFeatures,
+  shape: TableShape,
+): MigrationStep[] {
+  const t = names.qualified;
+  const steps: MigrationStep[] = [];
+  if (features.timestamptz && !shape.timestamptz) {
+    steps.push({
+      flag: "--timestamptz",
+      what:
+        `convert "expire" to timestamptz, reading its values in the time zone ${shape.timeZone}`,
+      lock:
+        "ACCESS EXCLUSIVE: reads and writes wait while the table is rewritten and its indexes rebuilt",
+      transaction: true,
+      statements: [
+        `SET LOCAL TimeZone TO ${quoteLiteral(shape.timeZone)}`,
+        `ALTER TABLE ${t} ALTER COLUMN "expire" TYPE timestamptz(6)`,
+      ],
+    });
+  }
+  if (features.created && !shape.created) {
+    steps.push({
+      flag: "--created",
+      what:
+        'add the column "created" (existing sessions get the time of the migration)',
+      lock:
+        "ACCESS EXCLUSIVE, for an instant from PostgreSQL 11 (PostgreSQL 10 rewrites the table)",
+      transaction: true,
+      statements: [
+        `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS "created" timestamptz NOT NULL DEFAULT now()`,
+      ],
+    });
+  }
+  if (features.userKey && shape.userIndex !== "valid") {
+    if (shape.userIndex === "other") {
+      throw new Error(
+        `index ${names.userIndex} exists on ${t} but not on the path ${
+          features.userKey.join(".")
+        }: drop it first (DROP INDEX CONCURRENTLY ${qualifiedIndex(names)})`,
+      );
+    }
+    const statements = [userIndexStatement(names, features.userKey, true)];
+    if (shape.userIndex === "invalid") {
+      statements.unshift(
+        `DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedIndex(names)}`,
+      );
+    }
+    steps.push({
+      flag: "--user-key",
+      what: shape.userIndex === "invalid"
+        ? `rebuild the index ${names.userIndex}, left invalid by a build that failed`
+        : `build the index ${names.userIndex} on the path ${
+          features.userKey.join(".")
+        }`,
+      lock:
+        "SHARE UPDATE EXCLUSIVE: reads and writes go on; it waits for transactions already running",
+      transaction: false,
+      statements,
+    });
+  }
+  return steps;
+}
+
+function qualifiedIndex(names: TableNames): string {
+  return names.quotedSchema
+    ? `${names.quotedSchema}.${names.userIndex}`
+    : names.userIndex;
+}
+
+/** Whether an error is a lock wait given up by `lock_timeout`. */
+function isLockTimeout(error: unknown): boolean {
+  return (error as { code?: unknown })?.code === "55P03";
+}
+
+/**
+ * Brings an existing table to what `features` need, one step at a time.
+ * Each step takes the table's creation lock (so no two processes change
+ * one table at once) and looks at the table again under it, so a step
+ * another process has just done is skipped. A step that locks the table
+ * waits at most {@linkcode LOCK_ATTEMPT_MS} per attempt, then tries again
+ * until `deadline` (a `performance.now()` instant): while it waits, every
+ * query on the table queues behind it.
+ *
+ * @param started Told of each step as it starts.
+ * @returns The steps run, each with the seconds from its first statement
+ * to its commit.
+ */
+export async function migrateTable(
+  sql: PostgresSql,
+  names: TableNames,
+  features: TableFeatures,
+  deadline: number,
+  started: (step: MigrationStep) => void = () => {},
+): Promise<DoneStep[]> {
+  const done: DoneStep[] = [];
+  const { timestamptz, created, userKey } = features;
+  for (const part of [{ timestamptz }, { created }]) {
+    if (!part.timestamptz && !part.created) continue;
+    let began = 0;
+    const step = await retryLocked(deadline, () =>
+      sql.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL lock_timeout = '${LOCK_ATTEMPT_MS}ms'`);
+        await lockForCreation(tx, names, true);
+        const [next] = migrationSteps(names, part, await readShape(tx, names));
+        if (next === undefined) return undefined;
+        started(next);
+        began = performance.now();
+        for (const statement of next.statements) await tx.unsafe(statement);
+        return next;
+      }));
+    if (step) done.push({ ...step, seconds: since(began) });
+  }
+  if (userKey) {
+    let began = 0;
+    const step = await buildUserIndex(sql, names, userKey, {
+      waitMs: Math.max(1, deadline - performance.now()),
+      started(step) {
+        started(step);
+        began = performance.now();
+      },
+    });
+    if (step) done.push({ ...step, seconds: since(began) });
+  }
+  return done;
+}
+
+/** A step `migrateTable` ran. */
+export interface DoneStep extends MigrationStep {
+  /** Seconds from its first statement to its commit. */
+  seconds: number;
+}
+
+function since(began: number): number {
+  return Math.round(performance.now() - began) / 1000;
+}
+
+async function retryLocked<T>(
+  deadline: number,
+  attempt: () => Promise<T>,
+): Promise<T> {
+  for (let n = 0;; n++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const pause = Math.min(100 * 2 ** n, 2000) * Math.random();
+      if (!isLockTimeout(error) || performance.now() + pause >= deadline) {
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
+/**
+ * Builds (or rebuilds, when a failed build left it invalid) the owner index
+ * with `CREATE INDEX CONCURRENTLY`, reads and writes going on meanwhile.
+ *
+ * It holds the table's creation lock throughout, in a transaction on a
+ * connection of its own: two concurrent builds of one index can deadlock
+ * and leave it invalid. That transaction takes no snapshot and no lock on
+ * the table, so the build on another connection does not wait for it, and
+ * it works through PgBouncer in transaction mode. With `waitMs` 0 it gives
+ * up at once when another process holds the lock.
+ *
+ * @returns The step run, or `undefined` when the index was there already
+ * or another process held the lock.
+ */
+export async function buildUserIndex(
+  sql: PostgresSql,
+  names: TableNames,
+  userKey: readonly string[],
+  { waitMs, started = () => {} }: {
+    waitMs: number;
+    started?: (step: MigrationStep) => void;
+  },
+): Promise<MigrationStep | undefined> {
+  const build = async () => {
+    const shape = await checkUserIndex(
+      sql,
+      names,
+      userKey,
+      await readShape(sql, names),
+    );
+    const [step] = migrationSteps(names, { userKey }, shape);
+    if (step === undefined) return undefined;
+    started(step);
+    for (const statement of step.statements) await sql.unsafe(statement);
+    return step;
+  };
+  // A pool of one connection cannot hold the lock on a connection of its
+  // own while it builds: it builds unguarded.
+  if (sql.options.max < 2) return build();
+  let result: MigrationStep | undefined;
+  await sql.begin(async (tx) => {
+    if (waitMs > 0) {
+      await tx.unsafe(`SET LOCAL lock_timeout = '${Math.ceil(waitMs)}ms'`);
+    }
+    if (await lockForCreation(tx, names, waitMs > 0)) result = await build();
+  });
+  return result;
 }
