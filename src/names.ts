@@ -23,6 +23,8 @@ export interface TableNames {
   expireIndex: string;
   /** The index on the session's owner (`userKey`), quoted: `"IDX_<table>_user"`. */
   userIndex: string;
+  /** The index on the creation time (`maxLifetime`), quoted: `"IDX_<table>_created"`. */
+  createdIndex: string;
 }
 
 /**
@@ -96,5 +98,6 @@ export function resolveTableNames(
     primaryKey: quoteIdentifier(derivedName(`${table}_pkey`)),
     expireIndex: quoteIdentifier(derivedName(`IDX_${table}_expire`)),
     userIndex: quoteIdentifier(derivedName(`IDX_${table}_user`)),
+    createdIndex: quoteIdentifier(derivedName(`IDX_${table}_created`)),
   };
 }

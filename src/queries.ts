@@ -117,7 +117,8 @@ export interface Queries {
   stats(now: number): Promise<{ total: number; live: number }>;
   /**
    * Deletes up to `limit` sessions expired both at `now` and by the server's
-   * clock, in one short transaction holding the table's prune lock; resolves
+   * clock (with `maxLifetime`, up to `limit` more past their lifetime by
+   * both clocks), in one short transaction holding the table's prune lock; resolves
    * to the count deleted, or `null` when another session holds the lock.
    * Waits at most `lockTimeoutMs` (when finite) for a lock on the table.
    */
@@ -153,8 +154,8 @@ export interface StatementOptions {
   userKey?: readonly string[];
   /**
    * Seconds a session lives after its `created` time (`maxLifetime`): every
-   * read sees only younger sessions, and writes never set `expire` past
-   * `created` plus this, so pruning by `expire` deletes what is too old.
+   * read sees only younger sessions, writes never set `expire` past
+   * `created` plus this, and pruning deletes older ones.
    */
   maxLifetime?: number;
 }
@@ -251,10 +252,19 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
     // here was planned as a hash join over every row, once per batch). A row
     // is expired for pruning only if the server's clock agrees: an app whose
     // clock runs fast must not delete what other instances still serve.
+    // With a lifetime, also the oldest rows past it, through the created
+    // index (ours are capped, so they expire by `expire` too; these are
+    // rows written before the migration or by connect-pg-simple).
     pruneBatch: guarded(
       `DELETE FROM ${t} WHERE ctid = ANY(ARRAY(
   SELECT ctid FROM ${t} WHERE expire < LEAST(${at(1)}, now())
-  ORDER BY expire LIMIT $2::int4 FOR UPDATE SKIP LOCKED))`,
+  ORDER BY expire LIMIT $2::int4 FOR UPDATE SKIP LOCKED)${
+        life
+          ? ` || ARRAY(
+  SELECT ctid FROM ${t} WHERE created < LEAST(${at(1)}, now()) - ${life}
+  ORDER BY created LIMIT $2::int4 FOR UPDATE SKIP LOCKED)`
+          : ""
+      })`,
       3,
     ),
   };

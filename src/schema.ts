@@ -46,6 +46,16 @@ function userIndexStatement(
   })`;
 }
 
+/** The creation time's index, which prunes by lifetime; `concurrently` for a table in use. */
+function createdIndexStatement(
+  names: TableNames,
+  concurrently: boolean,
+): string {
+  return `CREATE INDEX ${
+    concurrently ? "CONCURRENTLY " : ""
+  }IF NOT EXISTS ${names.createdIndex} ON ${names.qualified} ("created")`;
+}
+
 /**
  * The table's DDL, with constraint and index names derived from the table;
  * with no features, exactly `table.sql`'s table.
@@ -69,6 +79,7 @@ export function tableDefinition(
 WITH (OIDS=FALSE)`,
     `CREATE INDEX IF NOT EXISTS ${names.expireIndex} ON ${t} ("expire")`,
   ];
+  if (features.created) statements.push(createdIndexStatement(names, false));
   if (features.userKey) {
     statements.push(userIndexStatement(names, features.userKey, false));
   }
@@ -141,8 +152,8 @@ export async function createTable(
   });
 }
 
-/** The state of the owner index: none, a failed build's leftover, ready, or on another path. */
-export type UserIndexState = "missing" | "invalid" | "valid" | "other";
+/** The state of an index: none, a failed build's leftover, ready, or (the owner index) on another path. */
+export type IndexState = "missing" | "invalid" | "valid" | "other";
 
 /** What a table has today of the opt-in features. */
 export interface TableShape {
@@ -151,11 +162,13 @@ export interface TableShape {
   timestamptz: boolean;
   /** Whether the `created` column is there. */
   created: boolean;
+  /** The index `IDX_<table>_created`. */
+  createdIndex: IndexState;
   /**
    * The owner index `IDX_<table>_user`; `"valid"` until
    * {@linkcode checkUserIndex} has compared it with a `userKey`.
    */
-  userIndex: UserIndexState;
+  userIndex: IndexState;
   /** The connection's `TimeZone`, the zone a `timestamp` `expire` was written in. */
   timeZone: string;
 }
@@ -176,21 +189,22 @@ export async function readShape(
   cr.attname IS NOT NULL AS created,
   (SELECT i.indisvalid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
     WHERE i.indrelid = c.oid AND ic.relname = $2::text) AS user_index,
+  (SELECT i.indisvalid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+    WHERE i.indrelid = c.oid AND ic.relname = $3::text) AS created_index,
   current_setting('TimeZone') AS time_zone
 FROM (SELECT to_regclass($1::text) AS oid) c
 LEFT JOIN pg_attribute e ON e.attrelid = c.oid AND e.attname = 'expire' AND NOT e.attisdropped
 LEFT JOIN pg_attribute cr ON cr.attrelid = c.oid AND cr.attname = 'created' AND NOT cr.attisdropped`,
-    [names.qualified, unquote(names.userIndex)],
+    [names.qualified, unquote(names.userIndex), unquote(names.createdIndex)],
   );
+  const state = (valid: boolean | null): IndexState =>
+    valid === null ? "missing" : valid ? "valid" : "invalid";
   return {
     exists: row.exists,
     timestamptz: row.timestamptz,
     created: row.created,
-    userIndex: row.user_index === null
-      ? "missing"
-      : row.user_index
-      ? "valid"
-      : "invalid",
+    createdIndex: state(row.created_index),
+    userIndex: state(row.user_index),
     timeZone: row.time_zone,
   };
 }
@@ -279,40 +293,67 @@ export function migrationSteps(
       ],
     });
   }
+  if (features.created && shape.createdIndex !== "valid") {
+    steps.push(indexStep(
+      names,
+      "--created",
+      names.createdIndex,
+      shape.createdIndex,
+      createdIndexStatement(names, true),
+      'on "created", which prunes sessions past their lifetime',
+    ));
+  }
   if (features.userKey && shape.userIndex !== "valid") {
     if (shape.userIndex === "other") {
       throw new Error(
         `index ${names.userIndex} exists on ${t} but not on the path ${
           features.userKey.join(".")
-        }: drop it first (DROP INDEX CONCURRENTLY ${qualifiedIndex(names)})`,
+        }: drop it first (DROP INDEX CONCURRENTLY ${
+          qualifiedIndex(names, names.userIndex)
+        })`,
       );
     }
-    const statements = [userIndexStatement(names, features.userKey, true)];
-    if (shape.userIndex === "invalid") {
-      statements.unshift(
-        `DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedIndex(names)}`,
-      );
-    }
-    steps.push({
-      flag: "--user-key",
-      what: shape.userIndex === "invalid"
-        ? `rebuild the index ${names.userIndex}, left invalid by a build that failed`
-        : `build the index ${names.userIndex} on the path ${
-          features.userKey.join(".")
-        }`,
-      lock:
-        "SHARE UPDATE EXCLUSIVE: reads and writes go on; it waits for transactions already running",
-      transaction: false,
-      statements,
-    });
+    steps.push(indexStep(
+      names,
+      "--user-key",
+      names.userIndex,
+      shape.userIndex,
+      userIndexStatement(names, features.userKey, true),
+      `on the path ${features.userKey.join(".")}`,
+    ));
   }
   return steps;
 }
 
-function qualifiedIndex(names: TableNames): string {
-  return names.quotedSchema
-    ? `${names.quotedSchema}.${names.userIndex}`
-    : names.userIndex;
+/** Builds an index concurrently; first drops what a failed build left. */
+function indexStep(
+  names: TableNames,
+  flag: string,
+  index: string,
+  state: IndexState,
+  create: string,
+  on: string,
+): MigrationStep {
+  const invalid = state === "invalid";
+  return {
+    flag,
+    what: invalid
+      ? `rebuild the index ${index}, left invalid by a build that failed`
+      : `build the index ${index} ${on}`,
+    lock:
+      "SHARE UPDATE EXCLUSIVE: reads and writes go on; it waits for transactions already running",
+    transaction: false,
+    statements: invalid
+      ? [
+        `DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedIndex(names, index)}`,
+        create,
+      ]
+      : [create],
+  };
+}
+
+function qualifiedIndex(names: TableNames, index: string): string {
+  return names.quotedSchema ? `${names.quotedSchema}.${index}` : index;
 }
 
 /** Whether an error is a lock wait given up by `lock_timeout`. */
@@ -358,16 +399,22 @@ export async function migrateTable(
       }));
     if (step) done.push({ ...step, seconds: since(began) });
   }
-  if (userKey) {
+  if (userKey || created) {
     let began = 0;
-    const step = await buildUserIndex(sql, names, userKey, {
+    let running: MigrationStep | undefined;
+    const finish = () => {
+      if (running) done.push({ ...running, seconds: since(began) });
+    };
+    await buildIndexes(sql, names, { userKey, created }, {
       waitMs: Math.max(1, deadline - performance.now()),
       started(step) {
+        finish();
         started(step);
+        running = step;
         began = performance.now();
       },
     });
-    if (step) done.push({ ...step, seconds: since(began) });
+    finish();
   }
   return done;
 }
@@ -400,50 +447,52 @@ async function retryLocked<T>(
 }
 
 /**
- * Builds (or rebuilds, when a failed build left it invalid) the owner index
- * with `CREATE INDEX CONCURRENTLY`, reads and writes going on meanwhile.
+ * Builds (or rebuilds, when a failed build left them invalid) the indexes
+ * `features` need, with `CREATE INDEX CONCURRENTLY`: reads and writes go on
+ * meanwhile.
  *
  * It holds the table's creation lock throughout, in a transaction on a
  * connection of its own: two concurrent builds of one index can deadlock
  * and leave it invalid. That transaction takes no snapshot and no lock on
- * the table, so the build on another connection does not wait for it, and
- * it works through PgBouncer in transaction mode. With `waitMs` 0 it gives
- * up at once when another process holds the lock.
+ * the table, so the builds on other connections do not wait for it, and it
+ * works through PgBouncer in transaction mode. With `waitMs` 0 it gives up
+ * at once when another process holds the lock.
  *
- * @returns The step run, or `undefined` when the index was there already
- * or another process held the lock.
+ * @returns The steps run: none when the indexes were there already or
+ * another process held the lock.
+ * @throws {Error} when an index of the owner index's name indexes another path.
  */
-export async function buildUserIndex(
+export async function buildIndexes(
   sql: PostgresSql,
   names: TableNames,
-  userKey: readonly string[],
+  features: Pick<TableFeatures, "userKey" | "created">,
   { waitMs, started = () => {} }: {
     waitMs: number;
     started?: (step: MigrationStep) => void;
   },
-): Promise<MigrationStep | undefined> {
+): Promise<MigrationStep[]> {
   const build = async () => {
-    const shape = await checkUserIndex(
-      sql,
-      names,
-      userKey,
-      await readShape(sql, names),
-    );
-    const [step] = migrationSteps(names, { userKey }, shape);
-    if (step === undefined) return undefined;
-    started(step);
-    for (const statement of step.statements) await sql.unsafe(statement);
-    return step;
+    let shape = await readShape(sql, names);
+    if (features.userKey) {
+      shape = await checkUserIndex(sql, names, features.userKey, shape);
+    }
+    // The column is another step's; here, only its index.
+    const steps = migrationSteps(names, features, { ...shape, created: true });
+    for (const step of steps) {
+      started(step);
+      for (const statement of step.statements) await sql.unsafe(statement);
+    }
+    return steps;
   };
   // A pool of one connection cannot hold the lock on a connection of its
   // own while it builds: it builds unguarded.
   if (sql.options.max < 2) return build();
-  let result: MigrationStep | undefined;
+  let steps: MigrationStep[] = [];
   await sql.begin(async (tx) => {
     if (waitMs > 0) {
       await tx.unsafe(`SET LOCAL lock_timeout = '${Math.ceil(waitMs)}ms'`);
     }
-    if (await lockForCreation(tx, names, waitMs > 0)) result = await build();
+    if (await lockForCreation(tx, names, waitMs > 0)) steps = await build();
   });
-  return result;
+  return steps;
 }

@@ -18,7 +18,7 @@ import {
   type WriteResult,
 } from "./queries.ts";
 import {
-  buildUserIndex,
+  buildIndexes,
   checkUserIndex,
   createTable,
   migrateTable,
@@ -58,6 +58,11 @@ function exceptOf(options: unknown): string | undefined {
   const { except } = options as { except?: unknown };
   if (except !== undefined) checkSid(except);
   return except;
+}
+
+/** A word as a POSIX shell reads it, quoted when it has to be. */
+function shellWord(word: string): string {
+  return /^[\w./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /** The error of a call made after `close()`. */
@@ -181,9 +186,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     const flags = [
       ...(schema === undefined ? [] : ["--schema-name", schema]),
       ...(table === "session" ? [] : ["--table-name", table]),
-    ].map((word) =>
-      /^[\w./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`
-    );
+    ].map(shellWord);
     throw new Error(
       `connect-postgres-simple: maxLifetime needs a "created" column, which ${qualified} lacks: run \`npx connect-postgres-simple migrate --created${
         flags.map((word) => ` ${word}`).join("")
@@ -279,7 +282,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
         if (features.created && !shape.created) {
           await migrateTable(sql, names, { created: true }, deadlineForDdl());
         }
-        if (config.userKey) indexInBackground(config.userKey, shape);
+        if (features.userKey || features.created) indexInBackground(shape);
       }
       tableReady = true;
     })().catch((error) => {
@@ -298,33 +301,38 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
   }
 
   /**
-   * Builds a missing (or failed) owner index on a table in use, in the
+   * Builds missing (or failed) indexes on a table in use, in the
    * background: `CREATE INDEX CONCURRENTLY` takes as long as the table is
-   * large, and sessions are served meanwhile (`sessionsOf` and `destroyOf`
-   * by a scan of the table). Problems go to `errorLog`.
+   * large, and sessions are served meanwhile (`sessionsOf`, `destroyOf` and
+   * pruning by lifetime by a scan of the table). Problems go to `errorLog`.
    */
-  function indexInBackground(
-    userKey: readonly string[],
-    shape: TableShape,
-  ): void {
+  function indexInBackground(shape: TableShape): void {
     const { sql } = db;
-    const report = (error: unknown) =>
-      config.errorLog(
-        `Failed to make the index ${config.names.userIndex} for userKey (run \`npx connect-postgres-simple migrate --user-key ${
-          userKey.join(".")
-        }\`):`,
-        error,
-      );
-    indexing =
-      (shape.userIndex === "valid"
-        ? checkUserIndex(sql, config.names, userKey, shape).then((checked) => {
-          if (checked.userIndex === "other") {
-            return buildUserIndex(sql, config.names, userKey, { waitMs: 0 });
-          }
-        })
-        : buildUserIndex(sql, config.names, userKey, { waitMs: 0 }))
-        .then(() => {}, report)
-        .finally(() => indexing = undefined);
+    const { names, userKey } = config;
+    const flags = [
+      ...(userKey ? [`--user-key ${shellWord(userKey.join("."))}`] : []),
+      ...(features.created ? ["--created"] : []),
+    ].join(" ");
+    const work = async () => {
+      const missing = (features.created && shape.createdIndex !== "valid") ||
+        (userKey !== undefined && shape.userIndex !== "valid");
+      // A valid index of the owner index's name may index another path:
+      // buildIndexes then says so, as an error for errorLog.
+      const other = !missing && userKey !== undefined &&
+        (await checkUserIndex(sql, names, userKey, shape)).userIndex ===
+          "other";
+      if (missing || other) {
+        await buildIndexes(sql, names, features, { waitMs: 0 });
+      }
+    };
+    indexing = work()
+      .catch((error) =>
+        config.errorLog(
+          `Failed to make the indexes of ${names.qualified} (run \`npx connect-postgres-simple migrate ${flags}\`):`,
+          error,
+        )
+      )
+      .finally(() => indexing = undefined);
   }
 
   return {
