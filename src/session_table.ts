@@ -181,7 +181,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
   /** A store with `maxLifetime` on a table without `created`: say how to add it. */
   function explainMissingCreated(error: unknown): never {
     const { code, message } = error as { code?: unknown; message?: unknown };
-    if (code !== "42703" || !String(message).includes('"created"')) throw error;
+    if (code !== "42703" || !/\bcreated\b/.test(String(message))) throw error;
     const { schema, table, qualified } = config.names;
     const flags = [
       ...(schema === undefined ? [] : ["--schema-name", schema]),
