@@ -317,14 +317,18 @@ async function run(
         const checked = features.userKey
           ? await checkUserIndex(sql, names, features.userKey, shape)
           : shape;
-        const missing = migrationSteps(names, features, checked);
+        const missing = [
+          ...new Set(
+            migrationSteps(names, features, checked).map((step) => step.flag),
+          ),
+        ];
         print(
-          { created: false, missing: missing.map((step) => step.flag) },
+          { created: false, missing },
           `table ${table} already exists${
             missing.length
-              ? `; it lacks what ${
-                missing.map((step) => step.flag).join(" ")
-              } adds: run \`${NAME} migrate\` with ${
+              ? `; it lacks what ${missing.join(" ")} ${
+                missing.length > 1 ? "add" : "adds"
+              }: run \`${NAME} migrate\` with ${
                 missing.length > 1 ? "them" : "it"
               }`
               : ""
