@@ -100,28 +100,41 @@ export async function tableExists(
 }
 
 /**
- * Takes the creation lock of the table for the transaction `tx` is in,
- * waiting for it when `wait`; resolves to whether it was taken.
+ * Takes the creation lock of the table for the transaction `tx` is in;
+ * resolves to whether it was taken. With `until` (a `performance.now()`
+ * instant) it tries again until then; past it, it fails like a lock wait
+ * that timed out (`55P03`).
  *
- * The table's name is a literal here, not a parameter: a transaction left
- * idle after a statement with parameters keeps a snapshot (an `xmin`),
- * which `CREATE INDEX CONCURRENTLY` waits for, and {@linkcode buildUserIndex}
- * holds this lock idle while it builds.
+ * It never waits inside a statement: a statement waiting for the lock holds
+ * a snapshot, which a `CREATE INDEX CONCURRENTLY` (on any table of the
+ * database) waits for, and the holder of this lock may be waiting for that
+ * very build. Between tries the transaction is idle and holds none. For the
+ * same reason the table's name is a literal, not a parameter: a transaction
+ * left idle after a statement with parameters keeps its snapshot.
  */
 async function lockForCreation(
   tx: Pick<PostgresSql, "unsafe">,
   names: TableNames,
-  wait: boolean,
+  until?: number,
 ): Promise<boolean> {
-  const key = `${CREATE_LOCK}, hashtext(${quoteLiteral(names.qualified)})`;
-  if (wait) {
-    await tx.unsafe(`SELECT pg_advisory_xact_lock(${key})`);
-    return true;
+  const statement =
+    `SELECT pg_try_advisory_xact_lock(${CREATE_LOCK}, hashtext(${
+      quoteLiteral(names.qualified)
+    }))`;
+  for (let tries = 0;; tries++) {
+    const [[locked]] = await tx.unsafe(statement).values();
+    if (locked || until === undefined) return locked as boolean;
+    const pause = Math.min(25 * 2 ** tries, 500);
+    if (performance.now() + pause > until) {
+      throw Object.assign(
+        new Error(
+          `another process is changing the table ${names.qualified} (its creation lock is taken)`,
+        ),
+        { code: "55P03" },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
   }
-  const [[locked]] = await tx.unsafe(
-    `SELECT pg_try_advisory_xact_lock(${key})`,
-  ).values();
-  return locked as boolean;
 }
 
 /**
@@ -135,7 +148,7 @@ export async function createTable(
   features: TableFeatures = {},
 ): Promise<void> {
   await sql.begin(async (tx) => {
-    await lockForCreation(tx, names, true);
+    await lockForCreation(tx, names, Infinity);
     await tx.unsafe("SET LOCAL client_min_messages = warning");
     if (names.quotedSchema) {
       const [[missing]] = await tx.unsafe(
@@ -389,8 +402,10 @@ export async function migrateTable(
     const step = await retryLocked(deadline, () =>
       sql.begin(async (tx) => {
         await tx.unsafe(`SET LOCAL lock_timeout = '${LOCK_ATTEMPT_MS}ms'`);
-        await lockForCreation(tx, names, true);
-        const [next] = migrationSteps(names, part, await readShape(tx, names));
+        await lockForCreation(tx, names, deadline);
+        // The steps that change the table itself; its indexes come below.
+        const [next] = migrationSteps(names, part, await readShape(tx, names))
+          .filter((step) => step.transaction);
         if (next === undefined) return undefined;
         started(next);
         began = performance.now();
@@ -489,10 +504,8 @@ export async function buildIndexes(
   if (sql.options.max < 2) return build();
   let steps: MigrationStep[] = [];
   await sql.begin(async (tx) => {
-    if (waitMs > 0) {
-      await tx.unsafe(`SET LOCAL lock_timeout = '${Math.ceil(waitMs)}ms'`);
-    }
-    if (await lockForCreation(tx, names, waitMs > 0)) steps = await build();
+    const until = waitMs > 0 ? performance.now() + waitMs : undefined;
+    if (await lockForCreation(tx, names, until)) steps = await build();
   });
   return steps;
 }

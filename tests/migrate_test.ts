@@ -311,6 +311,26 @@ storeTest(
 );
 
 storeTest(
+  "a column already there (added by hand, or by another process a moment ago): --created builds only its index",
+  async ({ sql, schema, table }) => {
+    await sql.unsafe(
+      `ALTER TABLE ${table} ADD COLUMN "created" timestamptz NOT NULL DEFAULT now()`,
+    );
+    const out = ok(
+      await cli(["migrate", "--schema-name", schema, "--created"]),
+    );
+    assert.doesNotMatch(out, /add the column/);
+    assert.match(out, /build the index "IDX_session_created"/);
+    const { indexes } = await shape(sql, schema);
+    assert.ok(
+      indexes.includes(
+        'CREATE INDEX "IDX_session_created" ON session USING btree (created)',
+      ),
+    );
+  },
+);
+
+storeTest(
   "two migrates at once both succeed, and leave one valid index of each",
   async ({ sql, schema, fill }) => {
     await fill("s", 20_000, 3600);
