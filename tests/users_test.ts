@@ -5,18 +5,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import {
-  nowSeconds,
-  type PostgresSql,
-  sessionData,
-  storeTest,
-  uniqueName,
-  viaCallback,
-} from "./_helpers.ts";
-import { statements } from "../src/queries.ts";
-import { resolveTableNames } from "../src/names.ts";
-import { arrayLiteral, ownerExpression } from "../src/user_key.ts";
+import { sessionData, storeTest, viaCallback } from "./_helpers.ts";
+import { HOSTILE_KEYS, nested } from "./_user_keys.ts";
 
 const PASSPORT = { userKey: "passport.user" } as const;
 
@@ -24,54 +14,6 @@ const PASSPORT = { userKey: "passport.user" } as const;
 function signedIn(user: unknown, inSeconds = 3600, extra = {}) {
   return sessionData({ passport: { user }, ...extra }, inSeconds);
 }
-
-/** The plan of `text` with `params`, as one string; `generic` forces a generic plan (PostgreSQL 12+). */
-async function plan(
-  sql: PostgresSql,
-  text: string,
-  params: (string | number | null)[],
-  generic = false,
-): Promise<string> {
-  return await sql.begin(async (tx) => {
-    await tx.unsafe("SET LOCAL enable_seqscan = off");
-    if (generic) {
-      await tx.unsafe("SET LOCAL plan_cache_mode = force_generic_plan");
-    }
-    const name = uniqueName("p");
-    await tx.unsafe(`PREPARE ${name} AS ${text}`);
-    const literals = params.map((p) =>
-      p === null ? "NULL" : `'${String(p).replaceAll("'", "''")}'`
-    );
-    const rows = await tx.unsafe(
-      `EXPLAIN EXECUTE ${name}(${literals.join(", ")})`,
-    );
-    await tx.unsafe(`DEALLOCATE ${name}`);
-    return rows.map((row) => row["QUERY PLAN"]).join("\n");
-  });
-}
-
-async function serverVersion(sql: PostgresSql): Promise<number> {
-  const [{ v }] =
-    await sql`SELECT current_setting('server_version_num')::int AS v`;
-  return v;
-}
-
-test("the owner expression quotes every segment: an array literal, then a SQL literal", () => {
-  assert.equal(
-    ownerExpression(["passport", "user"]),
-    `(sess #>> '{"passport","user"}'::text[])`,
-  );
-  assert.equal(
-    arrayLiteral(['a"b', "c\\d", "}{,"]),
-    '{"a\\"b","c\\\\d","}{,"}',
-  );
-  // A backslash makes it an E'' literal, read the same whatever
-  // standard_conforming_strings says; a quote is doubled.
-  assert.equal(
-    ownerExpression(["it's", "a\\b"]),
-    `(sess #>> E'{"it''s","a\\\\\\\\b"}'::text[])`,
-  );
-});
 
 storeTest(
   "sessionsOf resolves to the user's unexpired sessions, each with its id, like all()",
@@ -243,7 +185,7 @@ storeTest(
 );
 
 storeTest(
-  "createTableIfMissing makes IDX_<table>_user, and both statements use it, custom and generic plans",
+  "createTableIfMissing makes IDX_<table>_user on the userKey expression",
   async ({ sql, schema, store }) => {
     const s = store({
       ...PASSPORT,
@@ -251,50 +193,13 @@ storeTest(
       createTableIfMissing: true,
     });
     await s.set("first", signedIn("u0"));
-    const t = `"${schema}"."users"`;
-    await sql.unsafe(
-      `INSERT INTO ${t} (sid, sess, expire)
-       SELECT 's' || i, json_build_object('passport', json_build_object('user', 'u' || (i % 500))),
-         now() + interval '1 hour' FROM generate_series(1, 5000) i`,
-    );
-    await sql.unsafe(`ANALYZE ${t}`);
     const [{ def }] = await sql`
       SELECT pg_get_indexdef(${`${schema}."IDX_users_user"`}::regclass) AS def`;
     assert.match(
       def,
       /USING btree \(+sess #>> '\{passport,user\}'::text\[\]\)+$/,
     );
-    const text = statements(resolveTableNames(schema, "users", () => {}), {
-      userKey: ["passport", "user"],
-    });
-    const generic = (await serverVersion(sql)) >= 120000
-      ? [false, true]
-      : [false];
-    for (const isGeneric of generic) {
-      const reads = await plan(
-        sql,
-        text.sessionsOf,
-        ["u1", nowSeconds()],
-        isGeneric,
-      );
-      assert.match(
-        reads,
-        /Index Scan .*"IDX_users_user"|Bitmap Index Scan on "IDX_users_user"/,
-        reads,
-      );
-      const deletes = await plan(sql, text.destroyOf, [
-        "u1",
-        null,
-        nowSeconds() + 60,
-      ], isGeneric);
-      assert.match(
-        deletes,
-        /Index Scan .*"IDX_users_user"|Bitmap Index Scan on "IDX_users_user"/,
-        deletes,
-      );
-    }
-    assert.equal((await s.sessionsOf("u1")).length, 10);
-    assert.equal(await s.destroyOf("u1"), 10);
+    assert.deepEqual((await s.sessionsOf("u0")).map((x) => x.id), ["first"]);
   },
   { createTable: false },
 );
@@ -377,7 +282,7 @@ storeTest(
 
 storeTest(
   "a jsonb sess column works the same, index included",
-  async ({ sql, table, schema, store }) => {
+  async ({ sql, table, store }) => {
     await sql.unsafe(`ALTER TABLE ${table} ALTER COLUMN sess TYPE jsonb`);
     const s = store({ ...PASSPORT, createTableIfMissing: true });
     const session = signedIn("ada", 3600, { n: 1 });
@@ -389,36 +294,11 @@ storeTest(
     );
     assert.deepEqual((await s.sessionsOf("ada")).map((x) => x.id), ["a"]);
     assert.deepEqual((await s.sessionsOf(7)).map((x) => x.id), ["b"]);
-    await s.close();
-    const text = statements(resolveTableNames(schema, "session", () => {}), {
-      userKey: ["passport", "user"],
-    });
-    const reads = await plan(sql, text.sessionsOf, ["ada", nowSeconds()]);
-    assert.match(reads, /"IDX_session_user"/, reads);
     const again = store(PASSPORT);
     assert.equal(await again.destroyOf("ada"), 1);
     assert.deepEqual(await again.ids(), ["b"]);
   },
 );
-
-/**
- * userKey paths whose segments hold what a quoting bug would trip on. Each
- * must match exactly its own path (not a near miss), be served by the index,
- * and leave the database as it was.
- */
-const HOSTILE_KEYS = [
-  'say "hi".name',
-  "it's.o'clock",
-  "}.{",
-  "a,b.c",
-  "back\\slash.x\\",
-  "ключ.🔑",
-  " spaced . out ",
-  "NULL.null",
-  "'); DROP TABLE victim; --.x",
-  '\\"}\'.{"\\,',
-  "$1.$$",
-];
 
 for (const key of HOSTILE_KEYS) {
   storeTest(
@@ -428,27 +308,17 @@ for (const key of HOSTILE_KEYS) {
     async ({ sql, schema, store }) => {
       await sql.unsafe(`CREATE TABLE "${schema}"."victim" (x int)`);
       const segments = key.split(".");
-      const nest = (path: string[], value: unknown): Record<string, unknown> =>
-        path.reduceRight<unknown>(
-          (inner, name) => ({ [name]: inner }),
-          value,
-        ) as Record<string, unknown>;
       const near = [...segments.slice(0, -1), `${segments.at(-1)}x`];
       const s = store({
         userKey: key,
         tableName: "hostile",
         createTableIfMissing: true,
       });
-      await s.set("exact", sessionData(nest(segments, "u")));
-      await s.set("near", sessionData(nest(near, "u")));
+      await s.set("exact", sessionData(nested(segments, "u")));
+      await s.set("near", sessionData(nested(near, "u")));
       await s.set("flat", sessionData({ [key]: "u" }));
       assert.deepEqual((await s.sessionsOf("u")).map((x) => x.id), ["exact"]);
       await s.close();
-      const text = statements(resolveTableNames(schema, "hostile", () => {}), {
-        userKey: segments,
-      });
-      const reads = await plan(sql, text.sessionsOf, ["u", nowSeconds()]);
-      assert.match(reads, /"IDX_hostile_user"/, reads);
       const again = store({ userKey: key, tableName: "hostile" });
       assert.equal(await again.destroyOf("u"), 1);
       assert.deepEqual((await again.ids()).sort(), ["flat", "near"]);
