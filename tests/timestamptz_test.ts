@@ -65,12 +65,8 @@ storeTest(
       assert.equal(await west.get("e-old"), null);
       assert.equal(await west.pruneSessions(), 1);
       assert.deepEqual((await east.ids()).sort(), ["e", "w"]);
-      const [{ e }] = await eastSql`SHOW TimeZone`.values().then((
-        rows,
-      ) => [{ e: rows[0][0] }]);
-      const [{ w }] = await westSql`SHOW TimeZone`.values().then((
-        rows,
-      ) => [{ w: rows[0][0] }]);
+      const [[e]] = await eastSql`SHOW TimeZone`.values();
+      const [[w]] = await westSql`SHOW TimeZone`.values();
       assert.deepEqual([e, w], ["Pacific/Chatham", "America/Los_Angeles"]);
     } finally {
       await east.close();
