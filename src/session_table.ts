@@ -140,7 +140,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
   const expiries = new Map<string, number>();
   let tableReady = !config.createTableIfMissing;
   let tableCreation: Promise<void> | undefined;
-  /** The owner index being built in the background, which `close()` waits for. */
+  /** The indexes being built in the background, which `close()` waits for. */
   let indexing: Promise<void> | undefined;
   let closed = false;
   let closing: Promise<void> | undefined;
@@ -149,7 +149,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     intervalMs: config.pruneIntervalMs,
     randomizer: config.pruneRandomizer,
     batch: (now, limit) =>
-      calls.run(
+      explained(calls.run(
         "pruneSessions",
         (call) =>
           write(call, (cutoff) =>
@@ -159,7 +159,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
               cutoff,
               call.writeBy - performance.now(),
             )),
-      ),
+      )),
     onError: (error) => config.errorLog("Failed to prune sessions:", error),
   });
 
@@ -174,7 +174,11 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     } catch (error) {
       return Promise.reject(error);
     }
-    const result = calls.run(what, attempt);
+    return explained(calls.run(what, attempt));
+  }
+
+  /** With `maxLifetime`, a call's error explained when the table lacks `created`. */
+  function explained<T>(result: Promise<T>): Promise<T> {
     return features.created ? result.catch(explainMissingCreated) : result;
   }
 

@@ -192,6 +192,10 @@ storeTest(
         return true;
       });
     }
+    await assert.rejects(
+      s.pruneSessions(),
+      /maxLifetime needs a "created" column/,
+    );
     await addCreated(sql, table);
     await s.set("a", sessionData({ ok: true }));
     assert.equal((await s.get("a") as unknown as { ok: boolean }).ok, true);
