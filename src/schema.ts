@@ -86,19 +86,6 @@ WITH (OIDS=FALSE)`,
   return statements;
 }
 
-/** Whether the table exists. */
-export async function tableExists(
-  sql: PostgresSql,
-  names: TableNames,
-): Promise<boolean> {
-  const [[exists]] = await sql.unsafe(
-    "SELECT to_regclass($1::text) IS NOT NULL",
-    [names.qualified],
-    { prepare: true },
-  ).values();
-  return exists as boolean;
-}
-
 /**
  * Takes the creation lock of the table for the transaction `tx` is in;
  * resolves to whether it was taken. With `until` (a `performance.now()`
