@@ -61,7 +61,7 @@ const FEATURE_FLAGS = {
     type: "boolean",
     value: "",
     help:
-      'the column "created" that maxLifetime needs\n(existing sessions get the time of the migration)',
+      'the column "created" and its index, which\nmaxLifetime needs (sessions already there get\nthe time of the migration)',
     set: (features: TableFeatures) => {
       features.created = true;
     },

@@ -362,13 +362,8 @@ function isLockTimeout(error: unknown): boolean {
 }
 
 /**
- * Brings an existing table to what `features` need, one step at a time.
- * Each step takes the table's creation lock (so no two processes change
- * one table at once) and looks at the table again under it, so a step
- * another process has just done is skipped. A step that locks the table
- * waits at most {@linkcode LOCK_ATTEMPT_MS} per attempt, then tries again
- * until `deadline` (a `performance.now()` instant): while it waits, every
- * query on the table queues behind it.
+ * Brings an existing table to what `features` need, one step at a time:
+ * {@linkcode alterTable}, then {@linkcode buildIndexes}.
  *
  * @param started Told of each step as it starts.
  * @returns The steps run, each with the seconds from its first statement
@@ -381,26 +376,8 @@ export async function migrateTable(
   deadline: number,
   started: (step: MigrationStep) => void = () => {},
 ): Promise<DoneStep[]> {
-  const done: DoneStep[] = [];
-  const { timestamptz, created, userKey } = features;
-  for (const part of [{ timestamptz }, { created }]) {
-    if (!part.timestamptz && !part.created) continue;
-    let began = 0;
-    const step = await retryLocked(deadline, () =>
-      sql.begin(async (tx) => {
-        await tx.unsafe(`SET LOCAL lock_timeout = '${LOCK_ATTEMPT_MS}ms'`);
-        await lockForCreation(tx, names, deadline);
-        // The steps that change the table itself; its indexes come below.
-        const [next] = migrationSteps(names, part, await readShape(tx, names))
-          .filter((step) => step.transaction);
-        if (next === undefined) return undefined;
-        started(next);
-        began = performance.now();
-        for (const statement of next.statements) await tx.unsafe(statement);
-        return next;
-      }));
-    if (step) done.push({ ...step, seconds: since(began) });
-  }
+  const done = await alterTable(sql, names, features, deadline, started);
+  const { userKey, created } = features;
   if (userKey || created) {
     let began = 0;
     let running: MigrationStep | undefined;
@@ -417,6 +394,47 @@ export async function migrateTable(
       },
     });
     finish();
+  }
+  return done;
+}
+
+/**
+ * The steps that change the table itself (`expire`'s type, the `created`
+ * column), each in a transaction that takes the table's creation lock (so
+ * no two processes change one table at once) and looks at the table again
+ * under it, so a step another process has just done is skipped. Each
+ * attempt waits at most {@linkcode LOCK_ATTEMPT_MS} for its lock on the
+ * table, then tries again until `deadline` (a `performance.now()`
+ * instant): while it waits, every query on the table queues behind it.
+ *
+ * @returns The steps run, with their seconds.
+ */
+export async function alterTable(
+  sql: PostgresSql,
+  names: TableNames,
+  features: TableFeatures,
+  deadline: number,
+  started: (step: MigrationStep) => void = () => {},
+): Promise<DoneStep[]> {
+  const done: DoneStep[] = [];
+  const { timestamptz, created } = features;
+  for (const part of [{ timestamptz }, { created }]) {
+    if (!part.timestamptz && !part.created) continue;
+    let began = 0;
+    const step = await retryLocked(deadline, () =>
+      sql.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL lock_timeout = '${LOCK_ATTEMPT_MS}ms'`);
+        await lockForCreation(tx, names, deadline);
+        // The steps that change the table itself; its indexes are not theirs.
+        const [next] = migrationSteps(names, part, await readShape(tx, names))
+          .filter((step) => step.transaction);
+        if (next === undefined) return undefined;
+        started(next);
+        began = performance.now();
+        for (const statement of next.statements) await tx.unsafe(statement);
+        return next;
+      }));
+    if (step) done.push({ ...step, seconds: since(began) });
   }
   return done;
 }

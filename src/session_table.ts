@@ -18,10 +18,10 @@ import {
   type WriteResult,
 } from "./queries.ts";
 import {
+  alterTable,
   buildIndexes,
   checkUserIndex,
   createTable,
-  migrateTable,
   readShape,
   type TableFeatures,
   type TableShape,
@@ -284,7 +284,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
         });
       } else {
         if (features.created && !shape.created) {
-          await migrateTable(sql, names, { created: true }, deadlineForDdl());
+          await alterTable(sql, names, { created: true }, deadlineForDdl());
         }
         if (features.userKey || features.created) indexInBackground(shape);
       }
