@@ -36,6 +36,7 @@ export { CallTimeoutError } from "./src/calls.ts";
 
 export type {
   Callback,
+  DestroyOfOptions,
   ErrorLog,
   PostgresSql,
   PostgresStore,
@@ -43,6 +44,7 @@ export type {
   PostgresStoreOptions,
   PruneDelayRandomizer,
   SessionModule,
+  SessionOwner,
   StoredSession,
 } from "./src/types.ts";
 

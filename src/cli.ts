@@ -1,12 +1,13 @@
 /**
  * The `connect-postgres-simple` command, for deployments where no process
- * lives long enough to prune (serverless, cron): `prune`, `create-table`,
- * `stats`. It validates names with the store's own option rules and runs the
- * store's own statements.
+ * lives long enough to prune (serverless, cron), and for the table's shape:
+ * `prune`, `create-table`, `migrate`, `stats`. It validates names with the
+ * store's own option rules and runs the store's own statements.
  *
  * ```sh
  * deno run -A src/cli.ts prune --schema-name app     # or: deno task cli prune ...
  * npx connect-postgres-simple stats --json           # from the npm package
+ * npx connect-postgres-simple migrate --user-key passport.user --created --dry-run
  * ```
  *
  * Exit status: 0 done, 1 database or connection error, 2 usage error.
@@ -20,7 +21,16 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { parseOptions } from "./options.ts";
 import { createQueries, isRefusedWrite, type Queries } from "./queries.ts";
-import { createTable, tableExists } from "./schema.ts";
+import {
+  checkUserIndex,
+  createTable,
+  migrateTable,
+  type MigrationStep,
+  migrationSteps,
+  readShape,
+  tableDefinition,
+  type TableFeatures,
+} from "./schema.ts";
 import { pruneInBatches } from "./pruner.ts";
 import { nowSeconds } from "./expiry.ts";
 import { createCalls } from "./calls.ts";
@@ -33,6 +43,64 @@ const NAME = "connect-postgres-simple";
 const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
 const DEFAULT_TIMEOUT_SECONDS = 60;
 
+/**
+ * The flags that ask for a table part, shared by `create-table` and
+ * `migrate`: to add one, add a row here and its step in `schema.ts`.
+ */
+const FEATURE_FLAGS = {
+  "user-key": {
+    type: "string",
+    value: "PATH",
+    help:
+      "the index on the session's owner at this userKey\npath (e.g. passport.user), for sessionsOf and\ndestroyOf; migrate builds it concurrently",
+    set: (features: TableFeatures, value: string) => {
+      features.userKey = userKeyOf(value);
+    },
+  },
+  created: {
+    type: "boolean",
+    value: "",
+    help:
+      'the column "created" and its index, which\nmaxLifetime needs (sessions already there get\nthe time of the migration)',
+    set: (features: TableFeatures) => {
+      features.created = true;
+    },
+  },
+  timestamptz: {
+    type: "boolean",
+    value: "",
+    help:
+      "expire as timestamptz, which no TimeZone setting\ncan misread; migrate reads the old values in the\nconnection's TimeZone (the server's unless set\notherwise) and rewrites the table",
+    set: (features: TableFeatures) => {
+      features.timestamptz = true;
+    },
+  },
+} as const satisfies Record<string, {
+  type: "string" | "boolean";
+  value: string;
+  help: string;
+  set(features: TableFeatures, value: string): void;
+}>;
+
+type FeatureFlag = keyof typeof FEATURE_FLAGS;
+
+function featureHelp(): string {
+  return Object.entries(FEATURE_FLAGS).map(([name, flag]) => {
+    const head = `  --${name}${flag.value ? ` ${flag.value}` : ""}`;
+    const [first, ...rest] = flag.help.split("\n");
+    return [
+      `${head.padEnd(27)}${first}`,
+      ...rest.map((line) => `${" ".repeat(27)}${line}`),
+    ].join("\n");
+  }).join("\n");
+}
+
+/** A `--user-key` path, checked by the store's own rule for `userKey`. */
+function userKeyOf(value: string): readonly string[] {
+  const { userKey } = parseOptions({ userKey: value }, () => {});
+  return userKey!;
+}
+
 /** The text of `--help`. */
 export const HELP = `Usage: ${NAME} <command> [options]
 
@@ -40,8 +108,15 @@ Commands:
   prune          delete expired sessions now, in short batches; when another
                  process is pruning the same table, skip and report 0
   create-table   create the schema (with --schema-name), table and index when
-                 missing, as createTableIfMissing does
+                 missing, as createTableIfMissing does, with the parts the
+                 flags below ask for
+  migrate        bring an existing table up to what the flags below ask for,
+                 while apps (and connect-pg-simple) use it; idempotent
   stats          count the table's sessions: total, live and expired
+
+Table parts (create-table, migrate):
+${featureHelp()}
+  --dry-run                print the SQL, change nothing
 
 Options:
   --database-url URL       the server (default: DATABASE_URL, else the PG*
@@ -54,7 +129,8 @@ Options:
                            else ${DEFAULT_CONNECT_TIMEOUT_SECONDS})
   --timeout SECS           give up on a statement, or on waiting for a lock
                            on the table, after this long (default ${DEFAULT_TIMEOUT_SECONDS}); a
-                           prune batch cut short changes nothing
+                           prune batch cut short changes nothing; migrate's
+                           steps run to the end once they hold their lock
   --json                   print the result as one line of JSON
   -h, --help               print this help
 
@@ -71,7 +147,7 @@ export interface CliIo {
 class UsageError extends Error {}
 
 interface Invocation {
-  command: "prune" | "create-table" | "stats" | "help";
+  command: "prune" | "create-table" | "migrate" | "stats" | "help";
   url: string | undefined;
   schemaName: string | undefined;
   tableName: string | undefined;
@@ -80,9 +156,13 @@ interface Invocation {
   /** Seconds a statement, or a wait for a lock, may take. */
   timeout: number;
   json: boolean;
+  /** The table parts asked for (create-table, migrate). */
+  features: TableFeatures;
+  dryRun: boolean;
 }
 
-const COMMANDS = new Set(["prune", "create-table", "stats"]);
+const COMMANDS = new Set(["prune", "create-table", "migrate", "stats"]);
+const SHAPING = new Set(["create-table", "migrate"]);
 
 function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
   let parsed;
@@ -99,17 +179,27 @@ function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
         "table-name": { type: "string" },
         "connect-timeout": { type: "string" },
         timeout: { type: "string" },
+        "dry-run": { type: "boolean" },
+        ...Object.fromEntries(
+          Object.entries(FEATURE_FLAGS).map(([name, { type }]) => [
+            name,
+            { type },
+          ]),
+        ),
       },
     });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
   const { values, positionals } = parsed;
+  const flags = values as Record<string, string | boolean | undefined>;
   const base = {
     url: values["database-url"] ?? (env.DATABASE_URL || undefined),
-    schemaName: values["schema-name"],
-    tableName: values["table-name"],
-    json: values.json ?? false,
+    schemaName: values["schema-name"] as string | undefined,
+    tableName: values["table-name"] as string | undefined,
+    json: (values.json ?? false) as boolean,
+    features: {} as TableFeatures,
+    dryRun: (values["dry-run"] ?? false) as boolean,
   };
   if (values.help || positionals[0] === "help") {
     return { command: "help", connectTimeout: 0, timeout: 0, ...base };
@@ -121,6 +211,28 @@ function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
   }
   if (extra.length) {
     throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  }
+  const shaping = [
+    "dry-run",
+    ...Object.keys(FEATURE_FLAGS),
+  ].filter((name) => flags[name] !== undefined);
+  if (shaping.length && !SHAPING.has(command)) {
+    throw new UsageError(
+      `--${shaping[0]} is for create-table and migrate, not ${command}`,
+    );
+  }
+  for (const name of Object.keys(FEATURE_FLAGS) as FeatureFlag[]) {
+    const value = flags[name];
+    if (value !== undefined) {
+      FEATURE_FLAGS[name].set(base.features, String(value));
+    }
+  }
+  if (command === "migrate" && !Object.keys(base.features).length) {
+    throw new UsageError(
+      `migrate needs at least one of ${
+        Object.keys(FEATURE_FLAGS).map((name) => `--${name}`).join(", ")
+      }`,
+    );
   }
   const connectTimeout = seconds(
     values["connect-timeout"],
@@ -199,11 +311,84 @@ async function run(
       break;
     }
     case "create-table": {
-      const existed = await tableExists(sql, names);
-      if (!existed) await createTable(sql, names);
+      const shape = await readShape(sql, names);
+      if (shape.exists) {
+        const { features } = invocation;
+        const checked = features.userKey
+          ? await checkUserIndex(sql, names, features.userKey, shape)
+          : shape;
+        const missing = [
+          ...new Set(
+            migrationSteps(names, features, checked).map((step) => step.flag),
+          ),
+        ];
+        print(
+          { created: false, missing },
+          `table ${table} already exists${
+            missing.length
+              ? `; it lacks what ${missing.join(" ")} ${
+                missing.length > 1 ? "add" : "adds"
+              }: run \`${NAME} migrate\` with ${
+                missing.length > 1 ? "them" : "it"
+              }`
+              : ""
+          }`,
+        );
+        break;
+      }
+      if (invocation.dryRun) {
+        const statements = tableDefinition(names, invocation.features);
+        if (names.quotedSchema) {
+          statements.unshift(
+            `CREATE SCHEMA IF NOT EXISTS ${names.quotedSchema}`,
+          );
+        }
+        print(
+          { created: false, dryRun: true, statements },
+          statements.map((statement) => `${statement};`).join("\n"),
+        );
+        break;
+      }
+      await createTable(sql, names, invocation.features);
+      print({ created: true }, `created table ${table}`);
+      break;
+    }
+    case "migrate": {
+      const { features } = invocation;
+      const shape = await readShape(sql, names);
+      if (!shape.exists) {
+        throw Object.assign(new Error(`relation ${table} does not exist`), {
+          code: "42P01",
+        });
+      }
+      if (invocation.dryRun) {
+        const checked = features.userKey
+          ? await checkUserIndex(sql, names, features.userKey, shape)
+          : shape;
+        const steps = migrationSteps(names, features, checked);
+        print(
+          { dryRun: true, steps },
+          steps.length
+            ? steps.map(stepText).join("\n\n")
+            : `-- ${table} has everything asked for`,
+        );
+        break;
+      }
+      const done = await migrateTable(
+        sql,
+        names,
+        features,
+        performance.now() + invocation.timeout * 1000,
+        (step) => {
+          if (!invocation.json) io.out(`${step.what} (lock: ${step.lock}) ...`);
+        },
+      );
       print(
-        { created: !existed },
-        existed ? `table ${table} already exists` : `created table ${table}`,
+        { steps: done },
+        done.length
+          ? done.map((step) => `${step.flag}: done in ${step.seconds} s`)
+            .join("\n")
+          : `${table} has everything asked for: nothing to do`,
       );
       break;
     }
@@ -217,6 +402,16 @@ async function run(
       break;
     }
   }
+}
+
+/** A step as `--dry-run` prints it: what, which lock, then its SQL. */
+function stepText(step: MigrationStep): string {
+  const statements = step.statements.map((statement) => `${statement};`);
+  return [
+    `-- ${step.flag}: ${step.what}`,
+    `-- lock: ${step.lock}`,
+    ...(step.transaction ? ["BEGIN;", ...statements, "COMMIT;"] : statements),
+  ].join("\n");
 }
 
 /**
@@ -280,14 +475,17 @@ export async function main(
     }
     const message = error.message.replace(`${NAME}: `, "")
       .replace("option `schemaName`", "--schema-name")
-      .replace("option `tableName`", "--table-name");
+      .replace("option `tableName`", "--table-name")
+      .replace("option `userKey`", "--user-key");
     io.err(`${NAME}: ${message}`);
     io.err(`Run \`${NAME} --help\` for usage.`);
     return 2;
   }
 
   const options = {
-    max: 1,
+    // migrate holds the table's creation lock on one connection while it
+    // builds the index on another.
+    max: invocation.command === "migrate" ? 2 : 1,
     onnotice: () => {},
     ...(invocation.connectTimeout === undefined
       ? unlessSet(

@@ -71,6 +71,12 @@ export interface HonoSessionStoreOptions {
    * a `CallTimeoutError`; `false` for no limit.
    */
   callTimeout?: number | false;
+  /**
+   * Seconds a session lives after it was created, however active (needs
+   * the table's `created` column: `createTableIfMissing`, or
+   * `connect-postgres-simple migrate --created`).
+   */
+  maxLifetime?: number;
 }
 
 const NEVER_TOUCHED =
@@ -93,6 +99,9 @@ const HONO_OPTIONS = {
   callTimeout: true,
   disableTouch: NEVER_TOUCHED,
   touchAfter: NEVER_TOUCHED,
+  maxLifetime: true,
+  userKey:
+    "hono-sessions' Store has no sessions of a user; the express-session store on the same table has sessionsOf and destroyOf",
 } as const satisfies
   & Record<keyof PostgresStoreOptions, true | string>
   & Record<keyof HonoSessionStoreOptions, true>;

@@ -21,6 +21,10 @@ export interface TableNames {
   primaryKey: string;
   /** The expiry index, quoted: `"IDX_<table>_expire"`. */
   expireIndex: string;
+  /** The index on the session's owner (`userKey`), quoted: `"IDX_<table>_user"`. */
+  userIndex: string;
+  /** The index on the creation time (`maxLifetime`), quoted: `"IDX_<table>_created"`. */
+  createdIndex: string;
 }
 
 /**
@@ -93,5 +97,7 @@ export function resolveTableNames(
     qualified: quotedSchema ? `${quotedSchema}.${quotedTable}` : quotedTable,
     primaryKey: quoteIdentifier(derivedName(`${table}_pkey`)),
     expireIndex: quoteIdentifier(derivedName(`IDX_${table}_expire`)),
+    userIndex: quoteIdentifier(derivedName(`IDX_${table}_user`)),
+    createdIndex: quoteIdentifier(derivedName(`IDX_${table}_created`)),
   };
 }

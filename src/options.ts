@@ -16,6 +16,7 @@ import {
   type TableNames,
 } from "./names.ts";
 import { MAX_TIMER_DELAY_MS } from "./pruner.ts";
+import { userKeySegments } from "./user_key.ts";
 
 /** The default interval between automatic prunes (the original README's 60 s). */
 export const DEFAULT_PRUNE_INTERVAL_SECONDS = 60;
@@ -52,6 +53,10 @@ export interface StoreConfig {
   touchAfterSeconds: number;
   /** Milliseconds a call may take, or `false` for no limit. */
   callTimeoutMs: number | false;
+  /** The path of a session's owner (`userKey`, split on dots), or `undefined`. */
+  userKey: readonly string[] | undefined;
+  /** Seconds a session may live after it was created (`maxLifetime`), or `undefined`. */
+  maxLifetimeSeconds: number | undefined;
 }
 
 /**
@@ -71,6 +76,8 @@ const OPTION_NAMES = {
   errorLog: true,
   touchAfter: true,
   callTimeout: true,
+  userKey: true,
+  maxLifetime: true,
 } as const satisfies Record<keyof PostgresStoreOptions, true>;
 
 /** The names of every option, in the order the documentation lists them. */
@@ -102,6 +109,13 @@ function optionalBoolean(value: unknown, key: string): boolean {
   if (value === undefined) return false;
   if (typeof value !== "boolean") fail(key, "a boolean", value);
   return value;
+}
+
+function optionalUserKey(value: unknown): readonly string[] | undefined {
+  if (value === undefined) return undefined;
+  const segments = userKeySegments(value);
+  if (typeof segments === "string") fail("userKey", segments, value);
+  return Object.freeze(segments);
 }
 
 function optionalName(value: unknown, key: string): string | undefined {
@@ -246,5 +260,10 @@ export function parseOptions(
       words:
         `a non-negative number of seconds, at most ${MAX_LIFETIME_SECONDS} (100 years)`,
     }) ?? 0,
+    userKey: optionalUserKey(options.userKey),
+    maxLifetimeSeconds: optionalSeconds(options.maxLifetime, "maxLifetime", {
+      ...LIFETIME,
+      exclusive: true,
+    }),
   });
 }

@@ -15,6 +15,7 @@
  */
 import type { PostgresSql } from "./types.ts";
 import type { TableNames } from "./names.ts";
+import { ownerExpression } from "./user_key.ts";
 
 /** Advisory lock class id (first key) for pruning: "cpsp". */
 const PRUNE_LOCK = 0x63707370;
@@ -101,11 +102,23 @@ export interface Queries {
   ids(now: number): Promise<string[]>;
   length(now: number): Promise<number>;
   clear(cutoff: number): Promise<WriteResult>;
+  /** `[sid, json]` of every unexpired session whose owner is `owner` (needs `userKey`). */
+  sessionsOf(owner: string, now: number): Promise<[string, string][]>;
+  /**
+   * Deletes every session of `owner`, expired or not, but `except` (needs
+   * `userKey`).
+   */
+  destroyOf(
+    owner: string,
+    except: string | null,
+    cutoff: number,
+  ): Promise<WriteResult>;
   /** How many rows the table holds, and how many of them are unexpired at `now`. */
   stats(now: number): Promise<{ total: number; live: number }>;
   /**
    * Deletes up to `limit` sessions expired both at `now` and by the server's
-   * clock, in one short transaction holding the table's prune lock; resolves
+   * clock (with `maxLifetime`, up to `limit` more past their lifetime by
+   * both clocks), in one short transaction holding the table's prune lock; resolves
    * to the count deleted, or `null` when another session holds the lock.
    * Waits at most `lockTimeoutMs` (when finite) for a lock on the table.
    */
@@ -129,17 +142,48 @@ export type StatementName =
   | "ids"
   | "length"
   | "clear"
+  | "sessionsOf"
+  | "destroyOf"
   | "stats"
   | "lock"
   | "pruneBatch";
+
+/** What a store's options change in its statements. */
+export interface StatementOptions {
+  /** The path of a session's owner (`userKey`): `sessionsOf`, `destroyOf`. */
+  userKey?: readonly string[];
+  /**
+   * Seconds a session lives after its `created` time (`maxLifetime`): every
+   * read sees only younger sessions, writes never set `expire` past
+   * `created` plus this, and pruning deletes older ones.
+   */
+  maxLifetime?: number;
+}
 
 /**
  * The text of every statement on one table, built once from its quoted name
  * (exported so the benchmark's raw postgres.js floor runs the very same SQL).
  */
-export function statements(names: TableNames): Record<StatementName, string> {
+export function statements(
+  names: TableNames,
+  options: StatementOptions = {},
+): Record<StatementName, string> {
   const t = names.qualified;
   const at = (n: number) => `to_timestamp($${n}::float8)`;
+  const { maxLifetime, userKey } = options;
+  const life = maxLifetime === undefined
+    ? ""
+    : `make_interval(secs => ${maxLifetime}::float8)`;
+  // Unexpired at the time in parameter n: by `expire`, and by `created`
+  // with a lifetime (rows connect-pg-simple touched may expire later).
+  const live = (n: number) =>
+    life
+      ? `expire >= ${at(n)} AND created >= ${at(n)} - ${life}`
+      : `expire >= ${at(n)}`;
+  // With a lifetime, the expiry a write sets is capped at created + it.
+  const capped = (n: number, created: string) =>
+    life ? `LEAST(${at(n)}, ${created} + ${life})` : at(n);
+  const owner = userKey === undefined ? "NULL" : ownerExpression(userKey);
   // A data-modifying CTE runs to completion before the outer SELECT reads
   // its count, so the clock is checked after the rows are written (and any
   // row lock waited for); failing there rolls the whole statement back.
@@ -153,29 +197,54 @@ SELECT count(*)::int4, CASE WHEN clock_timestamp() < ${at(cutoff)}
     // one, pipelined among the others behind PgBouncer in transaction mode,
     // was sometimes never answered (1 run in 3); with one, none in 40.
     clock: "SELECT extract(epoch FROM clock_timestamp())::float8 + $1::float8",
-    get: `SELECT sess::text FROM ${t} WHERE sid = $1 AND expire >= ${at(2)}`,
+    get: `SELECT sess::text FROM ${t} WHERE sid = $1 AND ${live(2)}`,
     getWithExpiry:
       `SELECT sess::text, extract(epoch FROM expire::timestamptz)::float8 FROM ${t}
-WHERE sid = $1 AND expire >= ${at(2)}`,
+WHERE sid = $1 AND ${live(2)}`,
     set: guarded(
-      `INSERT INTO ${t} (sid, sess, expire) VALUES ($1, $2::text::json, ${
-        at(3)
-      })
+      life
+        ? `INSERT INTO ${t} AS "row" (sid, sess, expire)
+VALUES ($1, $2::text::json, ${capped(3, "now()")})
+ON CONFLICT (sid) DO UPDATE SET sess = excluded.sess, expire = ${
+          capped(3, `"row".created`)
+        }`
+        : `INSERT INTO ${t} (sid, sess, expire) VALUES ($1, $2::text::json, ${
+          at(3)
+        })
 ON CONFLICT (sid) DO UPDATE SET sess = excluded.sess, expire = excluded.expire`,
       4,
     ),
     touch: guarded(
-      `UPDATE ${t} SET expire = ${at(2)} WHERE sid = $1 AND expire >= ${at(3)}
+      life
+        ? `UPDATE ${t} SET expire = ${capped(2, "created")}
+WHERE sid = $1 AND ${live(3)} AND (expire <= ${
+          capped(2, "created")
+        } - make_interval(secs => $4::float8) OR expire > ${
+          capped(2, "created")
+        })`
+        : `UPDATE ${t} SET expire = ${at(2)} WHERE sid = $1 AND expire >= ${
+          at(3)
+        }
 AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
       5,
     ),
     destroy: guarded(`DELETE FROM ${t} WHERE sid = $1`, 2),
-    all: `SELECT sid, sess::text FROM ${t} WHERE expire >= ${at(1)}`,
-    ids: `SELECT sid FROM ${t} WHERE expire >= ${at(1)}`,
-    length: `SELECT count(*)::float8 FROM ${t} WHERE expire >= ${at(1)}`,
+    all: `SELECT sid, sess::text FROM ${t} WHERE ${live(1)}`,
+    ids: `SELECT sid FROM ${t} WHERE ${live(1)}`,
+    length: `SELECT count(*)::float8 FROM ${t} WHERE ${live(1)}`,
     clear: guarded(`DELETE FROM ${t}`, 1),
-    stats: `SELECT count(*)::float8, (count(*) FILTER (WHERE expire >= ${
-      at(1)
+    // The owner's expression is the index's, character for character, so
+    // the planner can use the index (a parameter there could not).
+    sessionsOf:
+      `SELECT sid, sess::text FROM ${t} WHERE ${owner} = $1::text AND ${
+        live(2)
+      }`,
+    destroyOf: guarded(
+      `DELETE FROM ${t} WHERE ${owner} = $1::text AND sid IS DISTINCT FROM $2::text`,
+      3,
+    ),
+    stats: `SELECT count(*)::float8, (count(*) FILTER (WHERE ${
+      live(1)
     }))::float8 FROM ${t}`,
     // lock_timeout for this transaction only: a prune never queues for long
     // behind a lock on the table (0 means no limit).
@@ -186,23 +255,37 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
     // here was planned as a hash join over every row, once per batch). A row
     // is expired for pruning only if the server's clock agrees: an app whose
     // clock runs fast must not delete what other instances still serve.
+    // With a lifetime, also the oldest rows past it, through the created
+    // index (ours are capped, so they expire by `expire` too; these are
+    // rows written before the migration or by connect-pg-simple).
     pruneBatch: guarded(
       `DELETE FROM ${t} WHERE ctid = ANY(ARRAY(
   SELECT ctid FROM ${t} WHERE expire < LEAST(${at(1)}, now())
-  ORDER BY expire LIMIT $2::int4 FOR UPDATE SKIP LOCKED))`,
+  ORDER BY expire LIMIT $2::int4 FOR UPDATE SKIP LOCKED)${
+        life
+          ? ` || ARRAY(
+  SELECT ctid FROM ${t} WHERE created < LEAST(${at(1)}, now()) - ${life}
+  ORDER BY created LIMIT $2::int4 FOR UPDATE SKIP LOCKED)`
+          : ""
+      })`,
       3,
     ),
   };
 }
 
 /** Builds the statements of one table once, run on `db.sql`. */
-export function createQueries(db: Database, names: TableNames): Queries {
-  const text = statements(names);
+export function createQueries(
+  db: Database,
+  names: TableNames,
+  options: StatementOptions = {},
+): Queries {
+  const text = statements(names, options);
   const prepared = { prepare: true } as const;
+  type Param = string | number | null;
   // Every result passes `ran` before it is believed.
-  const run = (query: string, params: (string | number)[]) =>
+  const run = (query: string, params: Param[]) =>
     db.sql.unsafe(query, params, prepared).values().then(ran);
-  const values = async (query: string, params: (string | number)[]) =>
+  const values = async (query: string, params: Param[]) =>
     (await run(query, params)) as unknown[][];
 
   // The per-request statements chain on the query with `then` rather than
@@ -247,6 +330,15 @@ export function createQueries(db: Database, names: TableNames): Queries {
     },
     clear(cutoff) {
       return run(text.clear, [cutoff]).then(written);
+    },
+    async sessionsOf(owner, now) {
+      return (await values(text.sessionsOf, [owner, now])) as [
+        string,
+        string,
+      ][];
+    },
+    destroyOf(owner, except, cutoff) {
+      return run(text.destroyOf, [owner, except, cutoff]).then(written);
     },
     async stats(now) {
       const [[total, live]] = await values(text.stats, [now]);

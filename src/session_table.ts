@@ -17,7 +17,16 @@ import {
   type Queries,
   type WriteResult,
 } from "./queries.ts";
-import { createTable, tableExists } from "./schema.ts";
+import {
+  alterTable,
+  buildIndexes,
+  checkUserIndex,
+  createTable,
+  readShape,
+  type TableFeatures,
+  type TableShape,
+} from "./schema.ts";
+import { ownerText } from "./user_key.ts";
 import { nowSeconds } from "./expiry.ts";
 import { createPruner, type Pruner } from "./pruner.ts";
 import {
@@ -35,6 +44,26 @@ import { createServerClock, type ServerClock } from "./server_clock.ts";
  * `get` and the `touch` that follows it in the same request.
  */
 const EXPIRIES_REMEMBERED = 10_000;
+
+/** The session id `destroyOf`'s options keep, if any; a `TypeError` for anything else. */
+function exceptOf(options: unknown): string | undefined {
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== "object" || Array.isArray(options)) {
+    throw new TypeError(
+      `connect-postgres-simple: destroyOf's options must be an object like { except: sid }, got ${
+        Array.isArray(options) ? "an array" : typeof options
+      }`,
+    );
+  }
+  const { except } = options as { except?: unknown };
+  if (except !== undefined) checkSid(except);
+  return except;
+}
+
+/** A word as a POSIX shell reads it, quoted when it has to be. */
+function shellWord(word: string): string {
+  return /^[\w./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
 
 /** The error of a call made after `close()`. */
 export function closedError(): Error {
@@ -69,6 +98,16 @@ export interface SessionTable<S> {
   length(): Promise<number>;
   /** Deletes every session, expired or not. */
   clear(): Promise<void>;
+  /**
+   * Every unexpired session whose value at `userKey` is `String(user)`,
+   * each with its `id`.
+   */
+  sessionsOf(user: unknown): Promise<(S & { id: string })[]>;
+  /**
+   * Deletes every session of `user`, expired or not, but the one whose id
+   * is `options.except`; resolves to the count deleted.
+   */
+  destroyOf(user: unknown, options?: unknown): Promise<number>;
   /** Prunes now and restarts the prune timer; resolves to the count deleted. */
   prune(): Promise<number>;
   /** Stops pruning and ends the pool if the table opened it; idempotent. */
@@ -84,7 +123,14 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     const sql: PostgresSql = openConnection();
     db = { sql, end: () => sql.end({ timeout: 5 }) };
   }
-  const queries: Queries = createQueries(db, config.names);
+  const queries: Queries = createQueries(db, config.names, {
+    userKey: config.userKey,
+    maxLifetime: config.maxLifetimeSeconds,
+  });
+  const features: TableFeatures = {
+    userKey: config.userKey,
+    created: config.maxLifetimeSeconds !== undefined,
+  };
   const calls: Calls = createCalls(config.callTimeoutMs, isRefusedWrite);
   const clock: ServerClock = createServerClock(() => queries.clock());
   /**
@@ -94,6 +140,8 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
   const expiries = new Map<string, number>();
   let tableReady = !config.createTableIfMissing;
   let tableCreation: Promise<void> | undefined;
+  /** The indexes being built in the background, which `close()` waits for. */
+  let indexing: Promise<void> | undefined;
   let closed = false;
   let closing: Promise<void> | undefined;
 
@@ -101,7 +149,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     intervalMs: config.pruneIntervalMs,
     randomizer: config.pruneRandomizer,
     batch: (now, limit) =>
-      calls.run(
+      explained(calls.run(
         "pruneSessions",
         (call) =>
           write(call, (cutoff) =>
@@ -111,7 +159,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
               cutoff,
               call.writeBy - performance.now(),
             )),
-      ),
+      )),
     onError: (error) => config.errorLog("Failed to prune sessions:", error),
   });
 
@@ -126,7 +174,29 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return calls.run(what, attempt);
+    return explained(calls.run(what, attempt));
+  }
+
+  /** With `maxLifetime`, a call's error explained when the table lacks `created`. */
+  function explained<T>(result: Promise<T>): Promise<T> {
+    return features.created ? result.catch(explainMissingCreated) : result;
+  }
+
+  /** A store with `maxLifetime` on a table without `created`: say how to add it. */
+  function explainMissingCreated(error: unknown): never {
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    if (code !== "42703" || !/\bcreated\b/.test(String(message))) throw error;
+    const { schema, table, qualified } = config.names;
+    const flags = [
+      ...(schema === undefined ? [] : ["--schema-name", schema]),
+      ...(table === "session" ? [] : ["--table-name", table]),
+    ].map(shellWord);
+    throw new Error(
+      `connect-postgres-simple: maxLifetime needs a "created" column, which ${qualified} lacks: run \`npx connect-postgres-simple migrate --created${
+        flags.map((word) => ` ${word}`).join("")
+      }\` (or set createTableIfMissing)`,
+      { cause: error },
+    );
   }
 
   /** Every statement passes here: refuse when closed, start pruning, make the table once. */
@@ -189,17 +259,34 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     });
   }
 
+  /** Rows as sessions with their ids; an unreadable row is left out. */
+  function withIds(rows: [string, string][]): (S & { id: string })[] {
+    const sessions: (S & { id: string })[] = [];
+    for (const [id, json] of rows) {
+      const session = parseSession<S>(json);
+      if (session !== undefined) sessions.push({ ...session, id });
+    }
+    return sessions;
+  }
+
   function ensureTable(): Promise<void> {
     tableCreation ??= (async () => {
       const { sql } = db;
-      if (!(await tableExists(sql, config.names))) {
+      const { names } = config;
+      const shape = await readShape(sql, names);
+      if (!shape.exists) {
         // A backend that waited on the advisory lock may still hold a stale
         // "no such schema" catalog cache entry and fail with a unique
         // violation; a new transaction sees the other's schema and table.
-        await createTable(sql, config.names).catch((error) => {
+        await createTable(sql, names, features).catch((error) => {
           if ((error as { code?: unknown })?.code !== "23505") throw error;
-          return createTable(sql, config.names);
+          return createTable(sql, names, features);
         });
+      } else {
+        if (features.created && !shape.created) {
+          await alterTable(sql, names, { created: true }, deadlineForDdl());
+        }
+        if (features.userKey || features.created) indexInBackground(shape);
       }
       tableReady = true;
     })().catch((error) => {
@@ -207,6 +294,49 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
       throw error;
     });
     return tableCreation;
+  }
+
+  /** How long the first call lets an ALTER TABLE try for its lock. */
+  function deadlineForDdl(): number {
+    const limit = config.callTimeoutMs === false
+      ? 10_000
+      : config.callTimeoutMs;
+    return performance.now() + limit / 2;
+  }
+
+  /**
+   * Builds missing (or failed) indexes on a table in use, in the
+   * background: `CREATE INDEX CONCURRENTLY` takes as long as the table is
+   * large, and sessions are served meanwhile (`sessionsOf`, `destroyOf` and
+   * pruning by lifetime by a scan of the table). Problems go to `errorLog`.
+   */
+  function indexInBackground(shape: TableShape): void {
+    const { sql } = db;
+    const { names, userKey } = config;
+    const flags = [
+      ...(userKey ? [`--user-key ${shellWord(userKey.join("."))}`] : []),
+      ...(features.created ? ["--created"] : []),
+    ].join(" ");
+    const work = async () => {
+      const missing = (features.created && shape.createdIndex !== "valid") ||
+        (userKey !== undefined && shape.userIndex !== "valid");
+      // A valid index of the owner index's name may index another path:
+      // buildIndexes then says so, as an error for errorLog.
+      const other = !missing && userKey !== undefined &&
+        (await checkUserIndex(sql, names, userKey, shape)).userIndex ===
+          "other";
+      if (missing || other) {
+        await buildIndexes(sql, names, features, { waitMs: 0 });
+      }
+    };
+    indexing = work()
+      .catch((error) =>
+        config.errorLog(
+          `Failed to make the indexes of ${names.qualified} (run \`npx connect-postgres-simple migrate ${flags}\`):`,
+          error,
+        )
+      )
+      .finally(() => indexing = undefined);
   }
 
   return {
@@ -273,15 +403,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     all() {
       return run(
         "all",
-        () => () =>
-          read(() => queries.all(nowSeconds())).then((rows) => {
-            const sessions: (S & { id: string })[] = [];
-            for (const [id, json] of rows) {
-              const session = parseSession<S>(json);
-              if (session !== undefined) sessions.push({ ...session, id });
-            }
-            return sessions;
-          }),
+        () => () => read(() => queries.all(nowSeconds())).then(withIds),
       );
     },
 
@@ -304,6 +426,27 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
       });
     },
 
+    sessionsOf(user) {
+      return run("sessionsOf", () => {
+        const owner = ownerText(user, config.userKey, "sessionsOf");
+        return () =>
+          read(() => queries.sessionsOf(owner, nowSeconds())).then(withIds);
+      });
+    },
+
+    destroyOf(user, options) {
+      return run("destroyOf", () => {
+        const owner = ownerText(user, config.userKey, "destroyOf");
+        const except = exceptOf(options);
+        expiries.clear();
+        return (call) =>
+          write(
+            call,
+            (cutoff) => queries.destroyOf(owner, except ?? null, cutoff),
+          ).then(([count]) => count);
+      });
+    },
+
     prune() {
       return closed ? Promise.reject(closedError()) : pruner.pruneNow();
     },
@@ -312,6 +455,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
       closing ??= (async () => {
         closed = true;
         await pruner.stop();
+        await indexing;
         await db.end?.();
       })();
       return closing;

@@ -9,9 +9,11 @@
 import type { SessionData, Store } from "express-session";
 import type {
   Callback,
+  DestroyOfOptions,
   PostgresStore as PostgresStoreInterface,
   PostgresStoreClass,
   PostgresStoreOptions,
+  SessionOwner,
   StoredSession,
 } from "./types.ts";
 import { parseOptions } from "./options.ts";
@@ -101,6 +103,34 @@ export function createStoreClass(Base: typeof Store): PostgresStoreClass {
 
     override clear(callback?: Callback<void>): Promise<void> {
       return settle(this.#table.clear(), callback);
+    }
+
+    sessionsOf(user: SessionOwner): Promise<StoredSession[]>;
+    sessionsOf(
+      user: SessionOwner,
+      callback: Callback<StoredSession[]>,
+    ): Promise<void>;
+    sessionsOf(
+      user: SessionOwner,
+      callback?: Callback<StoredSession[]>,
+    ): Promise<StoredSession[]> | Promise<void> {
+      return settle(this.#table.sessionsOf(user), callback);
+    }
+
+    destroyOf(user: SessionOwner, options?: DestroyOfOptions): Promise<number>;
+    destroyOf(user: SessionOwner, callback: Callback<number>): Promise<void>;
+    destroyOf(
+      user: SessionOwner,
+      options: DestroyOfOptions | undefined,
+      callback: Callback<number>,
+    ): Promise<void>;
+    destroyOf(
+      user: SessionOwner,
+      options?: DestroyOfOptions | Callback<number>,
+      callback?: Callback<number>,
+    ): Promise<number> | Promise<void> {
+      if (typeof options === "function") [options, callback] = [{}, options];
+      return settle(this.#table.destroyOf(user, options), callback);
     }
 
     pruneSessions(): Promise<number>;

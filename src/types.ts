@@ -78,6 +78,32 @@ export interface PostgresStoreOptions {
    * on very large tables. Pruning is limited per batch of 1000 rows.
    */
   callTimeout?: number | false;
+  /**
+   * The path of a session's owner, segments separated by dots: e.g.
+   * `"passport.user"` (Passport) or `"userId"`. Enables
+   * {@linkcode PostgresStore.sessionsOf} and
+   * {@linkcode PostgresStore.destroyOf}; PostgreSQL reads the owner from the
+   * stored JSON, served by the index `IDX_<table>_user` (made by
+   * `createTableIfMissing` or `connect-postgres-simple migrate --user-key`).
+   */
+  userKey?: string;
+  /**
+   * Seconds a session may live after it was created, however active it
+   * stays (an absolute timeout; at most 100 years). Needs the table's
+   * `created` column (made by `createTableIfMissing` or
+   * `connect-postgres-simple migrate --created`). `regenerate()` gives a
+   * session a new id, so a new lifetime.
+   */
+  maxLifetime?: number;
+}
+
+/** Who a session belongs to, compared with its value at `userKey` as `String(user)`. */
+export type SessionOwner = string | number | bigint;
+
+/** What {@linkcode PostgresStore.destroyOf} takes besides the user. */
+export interface DestroyOfOptions {
+  /** A session id to keep ("sign out other devices"). */
+  except?: string;
 }
 
 /** A stored session as `all()` returns it: the session plus its `id`. */
@@ -136,6 +162,46 @@ export interface PostgresStore extends Store {
 
   /** Deletes every session, expired or not. */
   clear(callback?: Callback<void>): Promise<void>;
+
+  /**
+   * Resolves to every unexpired session of `user` (its value at `userKey`
+   * equals `String(user)`), each with its `id`, like `all()`. Rejects with a
+   * `TypeError` when the store has no `userKey` or `user` is not a
+   * non-empty string, a finite number or a bigint.
+   *
+   * @example
+   * ```ts ignore
+   * const store = new PostgresStore({ userKey: "passport.user" });
+   * const devices = await store.sessionsOf(req.user.id);
+   * ```
+   */
+  sessionsOf(user: SessionOwner): Promise<StoredSession[]>;
+  /** Calls back with every unexpired session of `user`, each with its `id`. */
+  sessionsOf(
+    user: SessionOwner,
+    callback: Callback<StoredSession[]>,
+  ): Promise<void>;
+
+  /**
+   * Deletes every session of `user`, expired or not, but the one whose id is
+   * `except` when given ("sign out other devices"); resolves to the number
+   * deleted. The same `TypeError`s as {@linkcode PostgresStore.sessionsOf},
+   * and nothing is deleted then.
+   *
+   * @example
+   * ```ts ignore
+   * await store.destroyOf(req.user.id, { except: req.sessionID });
+   * ```
+   */
+  destroyOf(user: SessionOwner, options?: DestroyOfOptions): Promise<number>;
+  /** Deletes every session of `user`, then calls back with the number deleted. */
+  destroyOf(user: SessionOwner, callback: Callback<number>): Promise<void>;
+  /** Deletes the sessions of `user` but `except`, then calls back with the number deleted. */
+  destroyOf(
+    user: SessionOwner,
+    options: DestroyOfOptions | undefined,
+    callback: Callback<number>,
+  ): Promise<void>;
 
   /**
    * Deletes expired sessions now and restarts the prune timer. Resolves to

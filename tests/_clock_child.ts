@@ -6,8 +6,9 @@
  * - `deadline <skewMs>`: two calls on a database that never answers
  *   (`callTimeout` 0.5 s); the wall clock steps by `skewMs` between them.
  *   Prints each call's error code and its duration on the monotonic clock.
- * - `prune <schema> <skewMs>`: one `pruneSessions()` on `<schema>.session`
- *   with the wall clock `skewMs` off; prints the count deleted.
+ * - `prune <schema> <skewMs> [maxLifetime]`: one `pruneSessions()` on
+ *   `<schema>.session` with the wall clock `skewMs` off (and the store's
+ *   `maxLifetime`, when given); prints the count deleted.
  * - `errorlog <schema>`: automatic prunes every second on a missing table,
  *   with an `errorLog` that throws; prints how many times it was called
  *   once it has been called three times (a process that crashed prints
@@ -72,11 +73,16 @@ async function deadline(skewMs: number): Promise<unknown> {
   }
 }
 
-async function prune(schemaName: string, skewMs: number): Promise<unknown> {
+async function prune(
+  schemaName: string,
+  skewMs: number,
+  maxLifetime?: number,
+): Promise<unknown> {
   stepClock(skewMs);
   const store = new PostgresStoreClass({
     schemaName,
     pruneSessionInterval: false,
+    maxLifetime,
   });
   try {
     return { deleted: await store.pruneSessions() };
@@ -111,7 +117,7 @@ async function errorlog(schemaName: string): Promise<unknown> {
 const result = mode === "deadline"
   ? await deadline(Number(args[0]))
   : mode === "prune"
-  ? await prune(args[0], Number(args[1]))
+  ? await prune(args[0], Number(args[1]), args[2] ? Number(args[2]) : undefined)
   : mode === "errorlog"
   ? await errorlog(args[0])
   : { error: `unknown mode ${mode}` };

@@ -474,3 +474,38 @@ storeTest(
     }
   },
 );
+
+storeTest(
+  "HonoSessionStore: maxLifetime ends a session past it; userKey is refused, pointing to the express-session store",
+  async (bed) => {
+    assert.throws(
+      () => new HonoSessionStore({ userKey: "user" } as never),
+      {
+        name: "TypeError",
+        message:
+          /`userKey` does not apply to hono-sessions.*sessionsOf and destroyOf/,
+      },
+    );
+    const store = honoStore(bed, {
+      maxLifetime: 3600,
+      createTableIfMissing: true,
+    });
+    try {
+      const data = {
+        _data: { user: { value: "ada", flash: false } },
+        _expire: null,
+        _delete: false,
+        _accessed: null,
+      };
+      await store.createSession("young", { ...data, _id: "young" });
+      await store.createSession("old", { ...data, _id: "old" });
+      await bed.sql.unsafe(
+        `UPDATE ${bed.table} SET created = now() - interval '2 hours' WHERE sid = 'old'`,
+      );
+      assert.deepEqual(await store.getSessionById("young"), data);
+      assert.equal(await store.getSessionById("old"), null);
+    } finally {
+      await store.close();
+    }
+  },
+);

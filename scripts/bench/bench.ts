@@ -7,6 +7,7 @@
  * deno task bench                   # full run, about 5 minutes
  * deno task bench --quick           # a smoke run, about 30 s
  * deno task bench --memory          # RSS over a million store operations
+ * deno task bench --users           # sessionsOf/destroyOf on 1,000,000 sessions (users.ts)
  * deno task bench --duration=3 --reps=5 --long=30 --concurrency=1,8,32
  * ```
  *
@@ -35,6 +36,7 @@ import {
   type Sample,
   type ServerCpu,
 } from "./measure.ts";
+import { usersBench } from "./users.ts";
 import {
   makeSessions,
   openSubject,
@@ -50,6 +52,7 @@ const args = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     memory: { type: "boolean", default: false },
+    users: { type: "boolean", default: false },
     duration: { type: "string" },
     warmup: { type: "string" },
     reps: { type: "string" },
@@ -361,6 +364,15 @@ async function memoryRun(sessions: SessionSet): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (args.values.users) {
+    await admin.end();
+    await usersBench(url!, {
+      quick: args.values.quick,
+      reps: Number(setting("reps", "5", "2")),
+      durationSeconds: Number(setting("duration", "2", "1")),
+    });
+    return;
+  }
   const sessions = makeSessions(SESSION_COUNT);
   const server = await setUp(sessions);
   const [{ version }] =

@@ -1,7 +1,8 @@
 /**
  * The demo's Express app: a visit counter kept in the session, sign-in with
  * a name, and a page of every session in the store with "sign out this
- * session" and "sign out everywhere".
+ * session" and "sign out everywhere", which go through the store's
+ * `sessionsOf` and `destroyOf` (the store is made with `userKey: "name"`).
  *
  * Runtime-neutral: it runs on Deno (`npm:` packages through the import map)
  * and, bundled, on Node from the built npm package. The store is passed in.
@@ -12,7 +13,7 @@ import express from "express";
 import type { Express, NextFunction, Request, Response } from "express";
 import session from "express-session";
 import { createHash } from "node:crypto";
-import type { PostgresStore, StoredSession } from "../../mod.ts";
+import type { PostgresStore } from "../../mod.ts";
 import {
   errorPage,
   homePage,
@@ -27,11 +28,15 @@ declare module "express-session" {
     name?: string;
     /** Page views of the counter page in this session. */
     visits?: number;
+    /** When the visitor signed in, in milliseconds since the epoch. */
+    signedInAt?: number;
   }
 }
 
 /** How long a session lives after the visitor's last request. */
 export const SESSION_MAX_AGE_MS = 30 * 60 * 1000;
+/** How long a session lives after sign-in however active (the store's `maxLifetime`). */
+export const MAX_LIFETIME_SECONDS = 8 * 3600;
 /** The longest name accepted at sign-in. */
 export const MAX_NAME_LENGTH = 40;
 /** The most rows the sessions page shows. */
@@ -39,7 +44,7 @@ const MAX_ROWS = 100;
 
 /** What the app needs. */
 export interface DemoAppOptions {
-  /** The session store. */
+  /** The session store, made with `userKey: "name"`. */
   store: PostgresStore;
   /** The secret that signs session cookies. */
   secret: string;
@@ -55,6 +60,9 @@ function visitorOf(req: Request): Visitor {
     name: req.session.name,
     visits: req.session.visits ?? 0,
     expires: req.session.cookie.expires ?? undefined,
+    endsBy: req.session.signedInAt === undefined
+      ? undefined
+      : new Date(req.session.signedInAt + MAX_LIFETIME_SECONDS * 1000),
   };
 }
 
@@ -109,21 +117,9 @@ export function createDemoApp({ store, secret }: DemoAppOptions): Express {
     next();
   });
 
-  /** Destroys the sessions of this visitor's name that `pick` selects, the current one last. */
-  async function signOut(
-    req: Request,
-    pick: (other: StoredSession) => boolean,
-  ): Promise<number> {
-    const name = req.session.name;
-    if (name === undefined) return 0;
-    const others = (await store.all()).filter((other) =>
-      other.id !== req.sessionID && other.name === name && pick(other)
-    );
-    await Promise.all(others.map((other) => store.destroy(other.id)));
-    const current = { ...req.session, id: req.sessionID } as StoredSession;
-    if (!pick(current)) return others.length;
-    await promisify((done) => req.session.destroy(done));
-    return others.length + 1;
+  /** Ends the visitor's own session (a new, empty one starts on the next request). */
+  function signOutHere(req: Request): Promise<void> {
+    return promisify((done) => req.session.destroy(done));
   }
 
   app.get("/", (req: Request, res: Response) => {
@@ -144,26 +140,45 @@ export function createDemoApp({ store, secret }: DemoAppOptions): Express {
     await promisify((done) => req.session.regenerate(done));
     req.session.name = name;
     req.session.visits = visits;
+    req.session.signedInAt = Date.now();
     res.redirect(303, "/");
   });
 
   app.post("/sign-out", async (req: Request, res: Response) => {
     const handle = (req.body as { session?: unknown } | undefined)?.session;
-    const target = typeof handle === "string"
-      ? handle
-      : sessionHandle(req.sessionID);
-    const current = target === sessionHandle(req.sessionID);
-    await signOut(req, (other) => sessionHandle(other.id) === target);
-    res.redirect(303, current ? "/" : "/sessions");
+    const name = req.session.name;
+    if (typeof handle !== "string" || handle === sessionHandle(req.sessionID)) {
+      await signOutHere(req);
+      res.redirect(303, "/");
+      return;
+    }
+    // Another session of the same name: found among this name's sessions
+    // only, so a handle never reaches anyone else's.
+    if (name !== undefined) {
+      const target = (await store.sessionsOf(name)).find((other) =>
+        sessionHandle(other.id) === handle
+      );
+      if (target) await store.destroy(target.id);
+    }
+    res.redirect(303, "/sessions");
   });
 
   app.post("/sign-out-everywhere", async (req: Request, res: Response) => {
-    await signOut(req, () => true);
+    const name = req.session.name;
+    if (name !== undefined) {
+      await store.destroyOf(name, { except: req.sessionID });
+    }
+    await signOutHere(req);
     res.redirect(303, "/");
   });
 
   app.get("/sessions", async (req: Request, res: Response) => {
     const me = visitorOf(req);
+    const mine = new Set(
+      me.name === undefined
+        ? []
+        : (await store.sessionsOf(me.name)).map((own) => own.id),
+    );
     const rows: SessionRow[] = (await store.all()).map((other) => ({
       handle: sessionHandle(other.id),
       name: other.name,
@@ -172,9 +187,10 @@ export function createDemoApp({ store, secret }: DemoAppOptions): Express {
         ? new Date(other.cookie.expires)
         : undefined,
       current: other.id === req.sessionID,
+      mine: mine.has(other.id),
     }));
     const rank = (row: SessionRow): number =>
-      row.current ? 0 : me.name !== undefined && row.name === me.name ? 1 : 2;
+      row.current ? 0 : row.mine ? 1 : 2;
     rows.sort((a, b) =>
       rank(a) - rank(b) ||
       (b.expires?.getTime() ?? 0) - (a.expires?.getTime() ?? 0)

@@ -15,6 +15,8 @@ export interface Visitor {
   visits: number;
   /** When the session expires unless the visitor comes back. */
   expires: Date | undefined;
+  /** When the session ends however active (sign-in plus the store's `maxLifetime`). */
+  endsBy?: Date | undefined;
 }
 
 /** One row of the sessions page. */
@@ -26,6 +28,8 @@ export interface SessionRow {
   expires: Date | undefined;
   /** The session of the browser looking at the page. */
   current: boolean;
+  /** One of the visitor's own sessions (`store.sessionsOf(name)`). */
+  mine: boolean;
 }
 
 const WHY = html`
@@ -110,6 +114,14 @@ function counterCard(visitor: Visitor): Html {
       <time id="expires" datetime="${expires}">${when}</time>
       unless you come back: each visit moves it.
     </p>
+    ${visitor.endsBy
+      ? html`<p class="muted">
+        Signed in sessions last 8 hours at most, however active: this one ends by
+        <time id="ends-by" datetime="${visitor.endsBy.toISOString()}">${
+        formatTime(visitor.endsBy)
+      }</time> (the store's <code>maxLifetime</code>).
+      </p>`
+      : ""}
   `;
 }
 
@@ -206,7 +218,7 @@ export function sessionsPage(
   hidden: number,
 ): Html {
   const name = visitor.name;
-  const mine = rows.filter((row) => name !== undefined && row.name === name);
+  const mine = rows.filter((row) => row.mine);
   const verb = plural(mine.length, "is", "are");
   const summary = name === undefined ? "" : html`
     <span id="mine">${mine.length}</span> of them ${verb} signed in as ${name}.
@@ -220,7 +232,8 @@ export function sessionsPage(
       <h1>Active sessions</h1>
       <p class="muted">
         Every unexpired session in the table, read with
-        <code>store.all()</code>. ${summary}
+        <code>store.all()</code>; yours with
+        <code>store.sessionsOf(name)</code>. ${summary}
       </p>
       <table id="sessions">
         <thead>
@@ -233,9 +246,7 @@ export function sessionsPage(
           </tr>
         </thead>
         <tbody>
-          ${rows.map((row) =>
-            sessionRow(row, name !== undefined && row.name === name)
-          )}
+          ${rows.map((row) => sessionRow(row, row.mine))}
         </tbody>
       </table>
       ${more} ${actions}

@@ -15,7 +15,7 @@ import { createServer, type Server } from "node:http";
 import { parseArgs } from "node:util";
 import type { PostgresStoreClass, SessionModule } from "../../mod.ts";
 import session from "express-session";
-import { createDemoApp } from "./app.ts";
+import { createDemoApp, MAX_LIFETIME_SECONDS } from "./app.ts";
 
 /** The store factory: `connectPostgresSimple` from `mod.ts` or from the npm package. */
 export type StoreFactory = (session: SessionModule) => PostgresStoreClass;
@@ -122,6 +122,11 @@ export async function runDemo(
   const store = new PostgresStore({
     createTableIfMissing: true,
     schemaName: options.schema,
+    // Who a session belongs to, for sessionsOf and destroyOf: the name
+    // signed in with. createTableIfMissing adds the index it needs.
+    userKey: "name",
+    // However active, a session ends this long after sign-in.
+    maxLifetime: MAX_LIFETIME_SECONDS,
   });
   let kept: number;
   try {

@@ -206,6 +206,14 @@ test("the counter rises; two browsers with one name see two sessions, kept acros
       await text(first, "#expires"),
       /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/,
     );
+    // maxLifetime: the session ends 8 hours after sign-in however active.
+    const endsBy = Date.parse(
+      (await first.locator("#ends-by").getAttribute("datetime")) ?? "",
+    );
+    assert.ok(
+      Math.abs(endsBy - Date.now() - 8 * 3600_000) < 60_000,
+      `ends by ${new Date(endsBy).toISOString()}`,
+    );
 
     const second = await newVisitor(browser);
     await second.goto(demo.url);
