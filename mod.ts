@@ -35,6 +35,7 @@ import type { PostgresStoreClass, SessionModule } from "./src/types.ts";
 export { CallTimeoutError } from "./src/calls.ts";
 
 export type {
+  CacheOptions,
   Callback,
   ErrorLog,
   PostgresSql,

@@ -1,7 +1,7 @@
 /**
  * The `connect-postgres-simple` command, for deployments where no process
  * lives long enough to prune (serverless, cron): `prune`, `create-table`,
- * `stats`. It validates names with the store's own option rules and runs the
+ * `migrate`, `stats`. It validates names with the store's own option rules and runs the
  * store's own statements.
  *
  * ```sh
@@ -20,7 +20,12 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { parseOptions } from "./options.ts";
 import { createQueries, isRefusedWrite, type Queries } from "./queries.ts";
-import { createTable, tableExists } from "./schema.ts";
+import {
+  createNotifyTrigger,
+  createTable,
+  notifyDefinition,
+  tableExists,
+} from "./schema.ts";
 import { pruneInBatches } from "./pruner.ts";
 import { nowSeconds } from "./expiry.ts";
 import { createCalls } from "./calls.ts";
@@ -41,6 +46,9 @@ Commands:
                  process is pruning the same table, skip and report 0
   create-table   create the schema (with --schema-name), table and index when
                  missing, as createTableIfMissing does
+  migrate        bring an existing table up to date with what options need:
+                 --notify installs the notify triggers of the read cache
+                 (option cache); --dry-run prints the SQL instead
   stats          count the table's sessions: total, live and expired
 
 Options:
@@ -55,6 +63,8 @@ Options:
   --timeout SECS           give up on a statement, or on waiting for a lock
                            on the table, after this long (default ${DEFAULT_TIMEOUT_SECONDS}); a
                            prune batch cut short changes nothing
+  --notify                 (migrate) the read cache's notify triggers
+  --dry-run                (migrate) print the SQL, change nothing
   --json                   print the result as one line of JSON
   -h, --help               print this help
 
@@ -71,7 +81,7 @@ export interface CliIo {
 class UsageError extends Error {}
 
 interface Invocation {
-  command: "prune" | "create-table" | "stats" | "help";
+  command: "prune" | "create-table" | "migrate" | "stats" | "help";
   url: string | undefined;
   schemaName: string | undefined;
   tableName: string | undefined;
@@ -80,9 +90,13 @@ interface Invocation {
   /** Seconds a statement, or a wait for a lock, may take. */
   timeout: number;
   json: boolean;
+  /** `migrate`: install the notify triggers. */
+  notify: boolean;
+  /** `migrate`: print the SQL instead of running it. */
+  dryRun: boolean;
 }
 
-const COMMANDS = new Set(["prune", "create-table", "stats"]);
+const COMMANDS = new Set(["prune", "create-table", "migrate", "stats"]);
 
 function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
   let parsed;
@@ -94,6 +108,8 @@ function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
       options: {
         help: { type: "boolean", short: "h" },
         json: { type: "boolean" },
+        notify: { type: "boolean" },
+        "dry-run": { type: "boolean" },
         "database-url": { type: "string" },
         "schema-name": { type: "string" },
         "table-name": { type: "string" },
@@ -110,6 +126,8 @@ function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
     schemaName: values["schema-name"],
     tableName: values["table-name"],
     json: values.json ?? false,
+    notify: values.notify ?? false,
+    dryRun: values["dry-run"] ?? false,
   };
   if (values.help || positionals[0] === "help") {
     return { command: "help", connectTimeout: 0, timeout: 0, ...base };
@@ -121,6 +139,14 @@ function parseInvocation(args: string[], env: CliIo["env"]): Invocation {
   }
   if (extra.length) {
     throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  }
+  if (command === "migrate" && !base.notify) {
+    throw new UsageError("migrate: say what to add (--notify)");
+  }
+  if (command !== "migrate" && (base.notify || base.dryRun)) {
+    throw new UsageError(
+      `${base.notify ? "--notify" : "--dry-run"} is an option of migrate`,
+    );
   }
   const connectTimeout = seconds(
     values["connect-timeout"],
@@ -207,6 +233,16 @@ async function run(
       );
       break;
     }
+    case "migrate": {
+      const installed = await createNotifyTrigger(sql, names);
+      print(
+        { notify: installed ? "installed" : "present" },
+        installed
+          ? `installed the notify triggers on ${table}`
+          : `the notify triggers are already on ${table}`,
+      );
+      break;
+    }
     case "stats": {
       const { total, live } = await queries.stats(nowSeconds());
       const expired = total - live;
@@ -274,6 +310,10 @@ export async function main(
       (message) => io.err(`${NAME}: ${message}`),
     ));
     table = names.qualified;
+    if (invocation.command === "migrate" && invocation.dryRun) {
+      io.out(notifyDefinition(names).map((s) => `${s};\n`).join("\n"));
+      return 0;
+    }
   } catch (error) {
     if (!(error instanceof UsageError || error instanceof TypeError)) {
       throw error;

@@ -21,6 +21,13 @@ export interface TableNames {
   primaryKey: string;
   /** The expiry index, quoted: `"IDX_<table>_expire"`. */
   expireIndex: string;
+  /**
+   * The read cache's notify function and row trigger, unquoted:
+   * `<table>_notify` (the TRUNCATE trigger adds `_truncate`).
+   */
+  notify: string;
+  /** The TRUNCATE trigger of the read cache, unquoted: `<table>_notify_truncate`. */
+  notifyTruncate: string;
 }
 
 /**
@@ -93,5 +100,7 @@ export function resolveTableNames(
     qualified: quotedSchema ? `${quotedSchema}.${quotedTable}` : quotedTable,
     primaryKey: quoteIdentifier(derivedName(`${table}_pkey`)),
     expireIndex: quoteIdentifier(derivedName(`IDX_${table}_expire`)),
+    notify: derivedName(`${table}_notify`),
+    notifyTruncate: derivedName(`${table}_notify_truncate`),
   };
 }

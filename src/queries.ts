@@ -57,8 +57,17 @@ export function isRefusedWrite(error: unknown): boolean {
     message.includes(REFUSAL);
 }
 
-/** A write's answer: rows changed, and the server's clock (epoch seconds) when it checked its cutoff. */
-export type WriteResult = [count: number, serverSeconds: number];
+/**
+ * A write's answer: rows changed, the server's clock (epoch seconds) when it
+ * checked its cutoff, and its transaction's id (`null` when it changed
+ * nothing), which the notify trigger sends too: the read cache tells its own
+ * writes' notifications by it.
+ */
+export type WriteResult = [
+  count: number,
+  serverSeconds: number,
+  transaction: string | null,
+];
 
 /** Where queries run; the store's own pool may replace its `sql` after a fault. */
 export interface Database {
@@ -70,6 +79,8 @@ export interface Database {
 export interface Queries {
   /** The server's clock, in seconds since the epoch. */
   clock(): Promise<number>;
+  /** Sends a notification (the read cache's check that its listener hears the table's). */
+  notify(channel: string, payload: string): Promise<void>;
   /** The stored JSON text of an unexpired session, or `null`. */
   get(sid: string, now: number): Promise<string | null>;
   /**
@@ -120,6 +131,7 @@ export interface Queries {
 /** The statements of one session table. */
 export type StatementName =
   | "clock"
+  | "notify"
   | "get"
   | "getWithExpiry"
   | "set"
@@ -147,9 +159,11 @@ export function statements(names: TableNames): Record<StatementName, string> {
     `WITH w AS (${write} RETURNING 1)
 SELECT count(*)::int4, CASE WHEN clock_timestamp() < ${at(cutoff)}
   THEN extract(epoch FROM clock_timestamp())::float8
-  ELSE ('${REFUSAL} at ' || clock_timestamp())::float8 END FROM w`;
+  ELSE ('${REFUSAL} at ' || clock_timestamp())::float8 END,
+  txid_current_if_assigned()::text FROM w`;
   return {
     clock: "SELECT extract(epoch FROM clock_timestamp())::float8",
+    notify: "SELECT pg_notify($1::text, $2::text)",
     get: `SELECT sess::text FROM ${t} WHERE sid = $1 AND expire >= ${at(2)}`,
     getWithExpiry:
       `SELECT sess::text, extract(epoch FROM expire::timestamptz)::float8 FROM ${t}
@@ -212,6 +226,9 @@ export function createQueries(db: Database, names: TableNames): Queries {
   return {
     clock() {
       return run(text.clock, []).then((rows) => rows[0][0] as number);
+    },
+    notify(channel, payload) {
+      return run(text.notify, [channel, payload]).then(() => {});
     },
     get(sid, now) {
       return run(text.get, [sid, now]).then(firstValue);

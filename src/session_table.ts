@@ -17,7 +17,12 @@ import {
   type Queries,
   type WriteResult,
 } from "./queries.ts";
-import { createTable, tableExists } from "./schema.ts";
+import {
+  createNotifyTrigger,
+  createTable,
+  notifyStatus,
+  tableExists,
+} from "./schema.ts";
 import { nowSeconds } from "./expiry.ts";
 import { createPruner, type Pruner } from "./pruner.ts";
 import {
@@ -29,12 +34,22 @@ import {
 import { openConnection } from "./connection.ts";
 import { type Call, type Calls, createCalls } from "./calls.ts";
 import { createServerClock, type ServerClock } from "./server_clock.ts";
+import {
+  createSessionCache,
+  type SessionCache,
+  type WriteChange,
+} from "./cache.ts";
+import { type CacheListener, createCacheListener } from "./cache_listener.ts";
+import type { TableNames } from "./names.ts";
 
 /**
  * How many sessions' expiries a table with `touchAfter` remembers between a
  * `get` and the `touch` that follows it in the same request.
  */
 const EXPIRIES_REMEMBERED = 10_000;
+
+/** The longest wait for the read cache's check notification. */
+const PROBE_TIMEOUT_MS = 2000;
 
 /** The error of a call made after `close()`. */
 export function closedError(): Error {
@@ -92,6 +107,20 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
    * `touch` at the end of the same request can skip even its round trip.
    */
   const expiries = new Map<string, number>();
+  const cache: SessionCache | undefined = config.cache &&
+    createSessionCache(config.cache);
+  const listener: CacheListener | undefined = cache && createCacheListener({
+    source: config.cache?.listen ?? db.sql,
+    cache,
+    target: {
+      channel: () => notifyChannel(db.sql, config.names),
+      notify: (channel, payload) => queries.notify(channel, payload),
+    },
+    probeTimeoutMs: config.callTimeoutMs === false
+      ? PROBE_TIMEOUT_MS
+      : Math.min(PROBE_TIMEOUT_MS, config.callTimeoutMs / 2),
+    errorLog: config.errorLog,
+  });
   let tableReady = !config.createTableIfMissing;
   let tableCreation: Promise<void> | undefined;
   let closed = false;
@@ -129,12 +158,20 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     return calls.run(what, attempt);
   }
 
-  /** Every statement passes here: refuse when closed, start pruning, make the table once. */
+  /**
+   * Every statement passes here: refuse when closed, start pruning, make the
+   * table once, start the cache's listener once.
+   */
   function ready(): Promise<void> | undefined {
     if (closed) throw closedError();
     pruner.start();
     // Not async: once the table is ready, the hot path allocates no promise here.
-    return tableReady ? undefined : ensureTable();
+    if (!tableReady) {
+      return listener
+        ? ensureTable().then(() => listener.ready())
+        : ensureTable();
+    }
+    return listener?.ready();
   }
 
   function read<T>(statement: () => Promise<T>): Promise<T> {
@@ -172,21 +209,78 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
   }
 
   function destroyRow(call: Call, sid: string): Promise<void> {
-    return write(call, (cutoff) => queries.destroy(sid, cutoff)).then(
+    cache?.drop(sid);
+    const send = (cutoff: number) => queries.destroy(sid, cutoff);
+    return write(call, cache ? tracked(sid, send, null) : send).then(
       () => {},
     );
   }
 
+  /**
+   * A write statement that tells the cache about its session: in flight from
+   * just before it is sent, then what it did (`change`) and in which
+   * transaction.
+   */
+  function tracked(
+    sid: string,
+    send: (cutoff: number) => Promise<WriteResult>,
+    change: WriteChange,
+  ): (cutoff: number) => Promise<WriteResult> {
+    return (cutoff) => {
+      const ticket = cache!.begin(sid);
+      return send(cutoff).then((result) => {
+        cache!.wrote(ticket, result[0] > 0 ? result[2] : null, change);
+        return result;
+      }, (error) => {
+        cache!.failed(ticket, sid);
+        throw error;
+      });
+    };
+  }
+
+  /** A cached session, as a fresh copy; `undefined` when not cached. */
+  function fromCache(sid: string): S | undefined {
+    const hit = cache!.lookup(sid, nowSeconds());
+    if (hit === undefined) return undefined;
+    if (config.touchAfterSeconds > 0) remember(sid, hit.expire);
+    return parseSession<S>(hit.json);
+  }
+
+  /** A `get` on the table that the cache may keep. */
+  function getCaching(call: Call, sid: string): Promise<S | null> {
+    return read(() => {
+      const ticket = cache!.begin(sid);
+      return queries.getWithExpiry(sid, nowSeconds()).then((row) => {
+        if (config.touchAfterSeconds > 0) remember(sid, row?.[1]);
+        const session = row === null ? undefined : parseSession<S>(row[0]);
+        if (session === undefined) {
+          cache!.release(ticket);
+          return row === null ? null : destroyRow(call, sid).then(() => null);
+        }
+        cache!.read(ticket, row![0], row![1]);
+        return session;
+      }, (error) => {
+        cache!.release(ticket);
+        throw error;
+      });
+    });
+  }
+
   function getRemembering(sid: string): Promise<string | null> {
     return queries.getWithExpiry(sid, nowSeconds()).then((row) => {
-      expiries.delete(sid);
-      if (row === null) return null;
-      if (expiries.size >= EXPIRIES_REMEMBERED) {
-        expiries.delete(expiries.keys().next().value!);
-      }
-      expiries.set(sid, row[1]);
-      return row[0];
+      remember(sid, row?.[1]);
+      return row === null ? null : row[0];
     });
+  }
+
+  /** Remembers the expiry `get` read for a session (`undefined`: none). */
+  function remember(sid: string, expire: number | undefined): void {
+    expiries.delete(sid);
+    if (expire === undefined) return;
+    if (expiries.size >= EXPIRIES_REMEMBERED) {
+      expiries.delete(expiries.keys().next().value!);
+    }
+    expiries.set(sid, expire);
   }
 
   function ensureTable(): Promise<void> {
@@ -201,6 +295,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
           return createTable(sql, config.names);
         });
       }
+      if (cache) await createNotifyTrigger(sql, config.names);
       tableReady = true;
     })().catch((error) => {
       tableCreation = undefined;
@@ -211,6 +306,14 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
 
   return {
     get(sid) {
+      if (cache !== undefined) {
+        const hit = fromCache(sid);
+        if (hit !== undefined) return Promise.resolve(hit);
+        return run("get", () => {
+          checkSid(sid);
+          return (call) => getCaching(call, sid);
+        });
+      }
       return run("get", () => {
         checkSid(sid);
         return (call) =>
@@ -233,8 +336,9 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
         const json = serialize(session);
         const at = expire();
         expiries.delete(sid);
+        const send = (cutoff: number) => queries.set(sid, json, at, cutoff);
         return (call) =>
-          write(call, (cutoff) => queries.set(sid, json, at, cutoff))
+          write(call, cache ? tracked(sid, send, { json, expire: at }) : send)
             .then(() => {}, (error) => {
               throw sidTooLong(sid, error) ?? error;
             });
@@ -262,11 +366,11 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
           if (expire >= seen && expire - seen < touchAfter) return noWrite;
         }
         const now = nowSeconds();
+        const send = (cutoff: number) =>
+          queries.touch(sid, expire, now, touchAfter, cutoff);
         return (call) =>
-          write(
-            call,
-            (cutoff) => queries.touch(sid, expire, now, touchAfter, cutoff),
-          ).then(() => {});
+          write(call, cache ? tracked(sid, send, { expire }) : send)
+            .then(() => {});
       });
     },
 
@@ -299,8 +403,12 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     clear() {
       return run("clear", () => {
         expiries.clear();
+        cache?.dropAll();
         return (call) =>
-          write(call, (cutoff) => queries.clear(cutoff)).then(() => {});
+          write(call, (cutoff) => queries.clear(cutoff)).then(() => {
+            // Whatever was read while the rows were being deleted is void.
+            cache?.dropAll();
+          });
       });
     },
 
@@ -311,10 +419,45 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     close() {
       closing ??= (async () => {
         closed = true;
-        await pruner.stop();
+        await Promise.all([pruner.stop(), listener?.close()]);
         await db.end?.();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * The table's notify channel, for the read cache; an error that names the
+ * command to run when the table lacks its triggers.
+ */
+async function notifyChannel(
+  sql: PostgresSql,
+  names: TableNames,
+): Promise<string> {
+  const status = await notifyStatus(sql, names);
+  if (status === null) {
+    throw new Error(
+      `connect-postgres-simple: table ${names.qualified} does not exist: create it with table.sql, \`connect-postgres-simple create-table\` or createTableIfMissing: true`,
+    );
+  }
+  if (!status.installed) {
+    const flags = [
+      names.schema === undefined
+        ? ""
+        : ` --schema-name ${shellWord(names.schema)}`,
+      names.table === "session"
+        ? ""
+        : ` --table-name ${shellWord(names.table)}`,
+    ].join("");
+    throw new Error(
+      `connect-postgres-simple: cache: table ${names.qualified} has no notify triggers, so the cache would not hear of changes made elsewhere: run \`npx connect-postgres-simple migrate --notify${flags}\` once (or set createTableIfMissing: true)`,
+    );
+  }
+  return status.channel;
+}
+
+/** A name as one shell word. */
+function shellWord(name: string): string {
+  return /^[\w.-]+$/.test(name) ? name : `'${name.replaceAll("'", "'\\''")}'`;
 }

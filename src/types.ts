@@ -27,6 +27,40 @@ export type ErrorLog = (message: string, ...details: unknown[]) => void;
 // deno-lint-ignore no-explicit-any
 export type PostgresSql = Sql<any>;
 
+/**
+ * The read cache's settings (the `cache` option); every one is optional.
+ *
+ * @example Behind PgBouncer in transaction mode
+ * ```ts ignore
+ * const store = new PostgresStore({
+ *   postgres: postgres(process.env.DATABASE_URL), // through PgBouncer
+ *   cache: { listen: postgres(process.env.DIRECT_DATABASE_URL) }, // the server itself
+ * });
+ * ```
+ */
+export interface CacheOptions {
+  /**
+   * Sessions kept in memory at most (default 10000, at most 10000000); the
+   * least recently used go first.
+   */
+  size?: number;
+  /**
+   * Seconds a session may be served from memory after it was read or
+   * written (default 60). A bound for the one failure the listener cannot
+   * see: a connection that stays open but no longer delivers (a network
+   * cut before TCP keepalive notices it).
+   */
+  maxAge?: number;
+  /**
+   * A postgres.js `sql` whose connection settings the listening connection
+   * copies (default: those of `postgres`, or of the store's own pool). Pass
+   * one with a direct connection to the database when `postgres` goes
+   * through PgBouncer in transaction or statement mode, where `LISTEN` does
+   * not work. The store never ends it.
+   */
+  listen?: PostgresSql;
+}
+
 /** The options of {@linkcode PostgresStore}; every one is optional. */
 export interface PostgresStoreOptions {
   /**
@@ -78,6 +112,16 @@ export interface PostgresStoreOptions {
    * on very large tables. Pruning is limited per batch of 1000 rows.
    */
   callTimeout?: number | false;
+  /**
+   * Serve `get` from memory while the session is unchanged (default
+   * `false`): `true`, or {@linkcode CacheOptions}. The table must have the
+   * notify triggers, which `createTableIfMissing` installs (on an existing
+   * table too) and `connect-postgres-simple migrate --notify` installs;
+   * without them the first call fails. Every write to the table, by any
+   * client, invalidates through them; each store listens on one dedicated
+   * connection and serves nothing from memory while it is down.
+   */
+  cache?: boolean | CacheOptions;
 }
 
 /** A stored session as `all()` returns it: the session plus its `id`. */
