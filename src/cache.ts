@@ -16,8 +16,8 @@
  *   table: a read is then not cached, and a write's result is cached only
  *   if every such notification is the write's own (the same transaction id).
  * - A notification drops the entry of its session unless it carries the
- *   transaction id the entry was written with (the store's own write coming
- *   back).
+ *   transaction id of one of this store's writes that the entry follows (the
+ *   store's own write coming back, maybe after a later write of its own).
  * - A miss is never cached: a session created elsewhere is read at once.
  * - An entry is served only while unexpired by the app's clock, as `get`
  *   reads the table, and for at most `maxAge` since it was read or written.
@@ -33,9 +33,14 @@ export interface CachedSession {
   readonly expire: number;
 }
 
-interface Entry extends CachedSession {
-  /** The transaction that wrote it, when this store did; `null` when read. */
-  readonly version: string | null;
+/** A cached session with what the rules need to know of it. */
+export interface Entry extends CachedSession {
+  /**
+   * The transactions of this store's writes that made it, whose
+   * notifications may still arrive (the oldest dropped past
+   * {@linkcode OWN_WRITES_KEPT}); none when it was read.
+   */
+  readonly own: readonly string[];
   /** `performance.now()` when its content was last known to be the table's. */
   readonly storedAt: number;
 }
@@ -46,6 +51,12 @@ export interface FlightLog {
   users: number;
   /** The transaction id of each change (`null`: a change of unknown origin). */
   changes: (string | null)[];
+  /**
+   * The entry a notification took out of service while a write was in
+   * flight: if the notification turns out to be that write's own, a write
+   * that moved only the expiry puts it back.
+   */
+  held?: Entry;
 }
 
 /** A read or write of one session in flight; see {@linkcode SessionCache.begin}. */
@@ -112,6 +123,11 @@ export interface SessionCache {
   /** The number of sessions held. */
   readonly size: number;
 }
+
+/** How many of its own writes' transaction ids an entry keeps. */
+const OWN_WRITES_KEPT = 8;
+
+const NONE: readonly string[] = [];
 
 /** Whether `payload` starts with a transaction id and a colon. */
 const ROW_PAYLOAD = /^\d+:/;
@@ -183,7 +199,7 @@ export function createSessionCache(limits: CacheLimits): SessionCache {
         store(ticket.sid, {
           json,
           expire,
-          version: null,
+          own: NONE,
           storedAt: performance.now(),
         });
       }
@@ -197,20 +213,30 @@ export function createSessionCache(limits: CacheLimits): SessionCache {
         end(ticket);
         return;
       }
-      const entry = entries.get(sid);
+      const entry = entries.get(sid) ?? ticket.log.held;
+      // Nothing else changed the session meanwhile: the notifications of
+      // this store's earlier writes that the entry follows may still come.
+      const own = [...(entry?.own ?? NONE), transaction].slice(
+        -OWN_WRITES_KEPT,
+      );
       if (change === null || !quiet(ticket, transaction)) {
         entries.delete(sid);
       } else if (change.json !== undefined) {
         store(sid, {
           json: change.json,
           expire: change.expire,
-          version: transaction,
+          own,
           storedAt: performance.now(),
         });
       } else if (entry !== undefined) {
         // Its content is still the table's: only the expiry moved. The age
         // stays that of the content, so maxAge still bounds it.
-        store(sid, { ...entry, expire: change.expire, version: transaction });
+        store(sid, {
+          json: entry.json,
+          expire: change.expire,
+          own,
+          storedAt: entry.storedAt,
+        });
       }
       ticket.log.changes.push(transaction);
       end(ticket);
@@ -243,10 +269,14 @@ export function createSessionCache(limits: CacheLimits): SessionCache {
       const transaction = payload.slice(0, colon);
       const sid = payload.slice(colon + 1);
       const entry = entries.get(sid);
-      if (entry !== undefined && entry.version !== transaction) {
-        entries.delete(sid);
-      }
-      flights.get(sid)?.changes.push(transaction);
+      // One of the writes the entry follows: the entry is newer than it, and
+      // every read or write in flight already heard of it from the write.
+      if (entry !== undefined && entry.own.includes(transaction)) return;
+      entries.delete(sid);
+      const log = flights.get(sid);
+      if (log === undefined) return;
+      log.changes.push(transaction);
+      if (entry !== undefined) log.held = entry;
     },
 
     serve(on) {

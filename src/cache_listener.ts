@@ -78,6 +78,8 @@ export function createCacheListener(
   let generation = 0;
   let retrying = false;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The LISTEN statement in flight, if any: close() waits for it. */
+  let listening: Promise<unknown> | undefined;
   const probes = new Map<string, () => void>();
 
   const connection = () =>
@@ -125,7 +127,10 @@ export function createCacheListener(
     const at = generation;
     const channel = await target.channel();
     stillOpen();
-    await connection().unsafe(`LISTEN ${quoteIdentifier(channel)}`);
+    const statement = connection().unsafe(`LISTEN ${quoteIdentifier(channel)}`)
+      .execute();
+    listening = statement.catch(() => {});
+    await statement;
     stillOpen();
     await probe(channel);
     stillOpen();
@@ -187,6 +192,9 @@ export function createCacheListener(
         state = "closed";
         if (retryTimer !== undefined) clearTimeout(retryTimer);
         cache.serve(false);
+        // A connection that end() meets while it is still connecting opens
+        // anyway: let the LISTEN in flight connect (or fail) first.
+        await listening;
         await sql?.end({ timeout: 0 });
       })();
       return closing;

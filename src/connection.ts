@@ -121,6 +121,10 @@ export function openListenerConnection(
     idle_timeout: null,
     max_lifetime: null,
     fetch_types: false,
+    // The listener paces its own attempts: postgres.js's reconnect delay is a
+    // timer that end() does not cancel, after which a connection closed
+    // meanwhile would open again and keep the process alive.
+    backoff: 0,
     onnotice: () => {},
     onnotify: handlers.onnotify,
     onclose: handlers.onclose,
