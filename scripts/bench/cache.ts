@@ -165,6 +165,23 @@ async function open(role: Role, redis: RedisServer | undefined) {
   return await openSubject(kind, url!, schemaOf(role));
 }
 
+/**
+ * Gives every session of both tables the expiry of a session just written,
+ * so that within a run a touch writes only when its session was set
+ * (`fresh()` moves an expiry one second a write): the mix measures sessions
+ * seen more often than once a minute. A session seen every T seconds adds
+ * T/60 of a write per request with touchAfter 60 (docs/cache.md).
+ */
+async function rebase(sessions: SessionSet): Promise<void> {
+  const at = sessions.rebase();
+  for (const name of [schema, plainSchema]) {
+    await admin.unsafe(
+      `UPDATE "${name}"."session" SET expire = to_timestamp($1::float8)`,
+      [at],
+    );
+  }
+}
+
 /** Reads every session once, 32 at a time: a warm cache. */
 async function warm(subject: OpenSubject, sessions: SessionSet) {
   for (let i = 0; i < sessions.sids.length; i += 32) {
@@ -181,6 +198,7 @@ async function runOne(
   servers: { pg: ServerCpu | undefined; redis: ServerCpu | undefined },
   redis: RedisServer | undefined,
 ): Promise<Sample> {
+  if (role !== "connect-redis") await rebase(sessions);
   const subject = await open(role, redis);
   try {
     if (role.includes("cache")) await warm(subject, sessions);
@@ -205,6 +223,7 @@ async function statementsPerRequest(
   role: Role,
   sessions: SessionSet,
 ): Promise<{ perRequest: number; top: string[] } | undefined> {
+  await rebase(sessions);
   const subject = await open(role, undefined);
   try {
     if (role.includes("cache")) await warm(subject, sessions);
@@ -303,6 +322,42 @@ function lineSplitter(): TransformStream<string, string> {
       for (const part of parts) controller.enqueue(part);
     },
   });
+}
+
+/**
+ * What the notify triggers cost writers: 32 clients updating sessions of
+ * the table with the triggers and of the one without, for 2 s each, with
+ * `synchronous_commit` on and off. PostgreSQL serializes notifying commits.
+ */
+async function notifyCost(sessions: SessionSet): Promise<string[]> {
+  const lines: string[] = [];
+  for (const sync of ["on", "off"]) {
+    for (const name of [plainSchema, schema]) {
+      const sql = postgres(url!, {
+        max: 32,
+        onnotice: () => {},
+        connection: { synchronous_commit: sync },
+      });
+      const text =
+        `UPDATE "${name}"."session" SET expire = expire WHERE sid = $1`;
+      let commits = 0;
+      const end = performance.now() + 2000;
+      await Promise.all(Array.from({ length: 32 }, async () => {
+        while (performance.now() < end) {
+          const sid = sessions.sids[(Math.random() * SESSION_COUNT) | 0];
+          await sql.unsafe(text, [sid], { prepare: true });
+          commits++;
+        }
+      }));
+      await sql.end();
+      lines.push(
+        `synchronous_commit ${sync}, ${
+          name === schema ? "with" : "without"
+        } the triggers: ${fmt.int(commits / 2)} commits/s`,
+      );
+    }
+  }
+  return lines;
 }
 
 /** Heap and RSS of a full cache: 10,000 sessions of about 1 KB. */
@@ -520,6 +575,11 @@ async function main(): Promise<void> {
         } ms.`,
     );
     console.log(`\nMemory of a full cache: ${await cacheMemory()}.`);
+    console.log(
+      `\nWhat the triggers cost writers (32 clients updating sessions, 2 s each):\n${
+        (await notifyCost(sessions)).map((line) => `- ${line}`).join("\n")
+      }`,
+    );
 
     const targets: string[] = [];
     const cached = statements.get("store + cache")?.perRequest;

@@ -188,6 +188,11 @@ export interface SessionSet {
   sessions: SessionData[];
   /** The session for index `i`, its cookie moved on so a touch always writes. */
   fresh(i: number): SessionData;
+  /**
+   * Starts the expiries over from now: forgets earlier writes and returns
+   * the expiry (epoch seconds) a table should be given to match.
+   */
+  rebase(): number;
 }
 
 /**
@@ -229,6 +234,10 @@ export function makeSessions(count: number): SessionSet {
         Date.now() + MAX_AGE_MS + ++bumps[i] * 1000,
       );
       return sess;
+    },
+    rebase() {
+      bumps.fill(0);
+      return Math.ceil((Date.now() + MAX_AGE_MS) / 1000);
     },
   };
 }
