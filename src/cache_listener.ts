@@ -4,9 +4,12 @@
  * cache serves only while this connection is known to hear the table: from
  * a check that a notification sent through the store's own pool arrives
  * (which fails behind PgBouncer in transaction mode, or with a listening
- * connection to another database), until the connection closes. Then the
- * cache stops serving and empties, and the listener tries again in the
- * background, backing off up to 5 s, until it hears the table again.
+ * connection to another database), until the connection closes or the same
+ * check, repeated while idle (a heartbeat), fails: a connection cut
+ * silently (a proxy or a network that drops it without telling) shows no
+ * close, only silence. Then the cache stops serving and empties, and the
+ * listener tries again on a new connection in the background, backing off
+ * up to 5 s, until it hears the table again.
  *
  * The first call of a store waits for the first start; a start that fails
  * fails that call (with an error that says what to do) and the next call
@@ -44,6 +47,8 @@ export interface CacheListenerOptions {
   target: ListenTarget;
   /** How long a check notification may take to arrive. */
   probeTimeoutMs: number;
+  /** How often to check again while listening. */
+  heartbeatMs: number;
   errorLog: ErrorLog;
 }
 
@@ -69,7 +74,8 @@ export function cannotHearError(waitedMs: number): Error {
 export function createCacheListener(
   options: CacheListenerOptions,
 ): CacheListener {
-  const { source, cache, target, probeTimeoutMs, errorLog } = options;
+  const { source, cache, target, probeTimeoutMs, heartbeatMs, errorLog } =
+    options;
   let sql: PostgresSql | undefined;
   let state: "new" | "up" | "down" | "closed" = "new";
   let first: Promise<void> | undefined;
@@ -80,22 +86,59 @@ export function createCacheListener(
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** The LISTEN statement in flight, if any: close() waits for it. */
   let listening: Promise<unknown> | undefined;
+  let heartbeat: ReturnType<typeof setTimeout> | undefined;
   const probes = new Map<string, () => void>();
 
-  const connection = () =>
-    sql ??= openListenerConnection(source, {
+  const connection = (): PostgresSql => {
+    if (sql) return sql;
+    const own: PostgresSql = openListenerConnection(source, {
       onnotify(_channel, payload) {
+        if (sql !== own) return;
         if (payload.startsWith(PROBE)) probes.get(payload)?.();
         else cache.notified(payload);
       },
       onclose() {
+        if (sql !== own) return;
         generation++;
-        if (state !== "up") return;
-        state = "down";
-        cache.serve(false);
-        retry();
+        if (state === "up") down();
       },
     });
+    return sql = own;
+  };
+
+  /** The cache may have missed a notification: stop serving, listen anew. */
+  const down = () => {
+    state = "down";
+    cache.serve(false);
+    if (heartbeat !== undefined) clearTimeout(heartbeat);
+    retry();
+  };
+
+  /**
+   * Checks, every `heartbeatMs` while listening, that the table's
+   * notifications still arrive; if one does not, the connection is replaced.
+   */
+  const beat = (channel: string) => {
+    heartbeat = setTimeout(() => {
+      heartbeat = undefined;
+      const at = generation;
+      probe(channel).then(() => {
+        if (state === "up" && generation === at) beat(channel);
+      }, (error) => {
+        if (state !== "up" || generation !== at) return;
+        errorLog(
+          "connect-postgres-simple: the cache's listening connection stopped hearing the table; sessions are read from the table until a new one does:",
+          error,
+        );
+        const old = sql;
+        sql = undefined;
+        generation++;
+        old?.end({ timeout: 0 }).catch(() => {});
+        down();
+      });
+    }, heartbeatMs);
+    heartbeat.unref();
+  };
 
   const stillOpen = () => {
     if (state === "closed") {
@@ -142,6 +185,7 @@ export function createCacheListener(
     state = "up";
     // Empty, and everything read before now is void: the cache starts over.
     cache.serve(true);
+    beat(channel);
   };
 
   const retry = () => {
@@ -191,6 +235,7 @@ export function createCacheListener(
       closing ??= (async () => {
         state = "closed";
         if (retryTimer !== undefined) clearTimeout(retryTimer);
+        if (heartbeat !== undefined) clearTimeout(heartbeat);
         cache.serve(false);
         // A connection that end() meets while it is still connecting opens
         // anyway: let the LISTEN in flight connect (or fail) first.

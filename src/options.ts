@@ -43,9 +43,9 @@ export const MAX_CACHE_SIZE = 10_000_000;
 /**
  * The default `cache.maxAge`, in seconds: how long a session may be served
  * from memory after it was last read or written. A miss costs one read, so
- * an active session costs at most one read a minute; and if the listener
- * stopped hearing the table without its connection closing (a network cut,
- * before TCP keepalive notices), no session is served staler than this.
+ * an active session costs at most one read a minute; and whatever the
+ * listener's checks could miss (it checks every 30 s that it still hears
+ * the table), no session is served staler than this.
  */
 export const DEFAULT_CACHE_MAX_AGE_SECONDS = 60;
 

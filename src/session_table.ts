@@ -50,6 +50,13 @@ const EXPIRIES_REMEMBERED = 10_000;
 
 /** The longest wait for the read cache's check notification. */
 const PROBE_TIMEOUT_MS = 2000;
+/**
+ * The read cache checks its listener every 30 s, or twice per `maxAge` if
+ * shorter, but not more than once a second.
+ */
+const MIN_HEARTBEAT_MS = 1000;
+/** See {@linkcode MIN_HEARTBEAT_MS}. */
+const MAX_HEARTBEAT_MS = 30_000;
 
 /** The error of a call made after `close()`. */
 export function closedError(): Error {
@@ -109,18 +116,23 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
   const expiries = new Map<string, number>();
   const cache: SessionCache | undefined = config.cache &&
     createSessionCache(config.cache);
-  const listener: CacheListener | undefined = cache && createCacheListener({
-    source: config.cache?.listen ?? db.sql,
-    cache,
-    target: {
-      channel: () => notifyChannel(db.sql, config.names),
-      notify: (channel, payload) => queries.notify(channel, payload),
-    },
-    probeTimeoutMs: config.callTimeoutMs === false
-      ? PROBE_TIMEOUT_MS
-      : Math.min(PROBE_TIMEOUT_MS, config.callTimeoutMs / 2),
-    errorLog: config.errorLog,
-  });
+  const listener: CacheListener | undefined = config.cache && cache &&
+    createCacheListener({
+      source: config.cache.listen ?? db.sql,
+      cache,
+      target: {
+        channel: () => notifyChannel(db.sql, config.names),
+        notify: (channel, payload) => queries.notify(channel, payload),
+      },
+      probeTimeoutMs: config.callTimeoutMs === false
+        ? PROBE_TIMEOUT_MS
+        : Math.min(PROBE_TIMEOUT_MS, config.callTimeoutMs / 2),
+      heartbeatMs: Math.max(
+        MIN_HEARTBEAT_MS,
+        Math.min(MAX_HEARTBEAT_MS, config.cache.maxAgeMs / 2),
+      ),
+      errorLog: config.errorLog,
+    });
   let tableReady = !config.createTableIfMissing;
   let tableCreation: Promise<void> | undefined;
   let closed = false;

@@ -46,9 +46,9 @@ export interface CacheOptions {
   size?: number;
   /**
    * Seconds a session may be served from memory after it was read or
-   * written (default 60). A bound for the one failure the listener cannot
-   * see: a connection that stays open but no longer delivers (a network
-   * cut before TCP keepalive notices it).
+   * written (default 60): a bound for what the listener's checks could miss.
+   * The listener checks that it still hears the table every 30 s, or every
+   * `maxAge / 2` if shorter.
    */
   maxAge?: number;
   /**

@@ -3,7 +3,7 @@
  * with `cache` on the table the test names, with its own pool from
  * `DATABASE_URL` (its connections named by `PGAPPNAME`, so a test can find
  * them) and, when `CACHE_LISTEN_URL` is set, its listener on that server
- * (behind PgBouncer: the server itself).
+ * (behind PgBouncer: the server itself); `CACHE_MAX_AGE` sets `maxAge`.
  *
  * `… _cache_child.ts <schema>` prints `ready`, then answers each line of
  * JSON on stdin, `{ id, op, sid, value, ms }`, with one line of JSON,
@@ -37,10 +37,13 @@ const listenUrl = process.env.CACHE_LISTEN_URL;
 const listen = listenUrl
   ? postgres(listenUrl, { max: 1, onnotice: () => {} })
   : undefined;
+const maxAge = process.env.CACHE_MAX_AGE
+  ? Number(process.env.CACHE_MAX_AGE)
+  : undefined;
 const store = new PostgresStoreClass({
   schemaName,
   pruneSessionInterval: false,
-  cache: listen ? { listen } : true,
+  cache: { listen, maxAge },
   errorLog: (message, error) => errors.push(`${message} ${error}`),
 });
 

@@ -68,6 +68,7 @@ interface ChildReport {
 async function startChild(
   schema: string,
   listenUrl: string | undefined,
+  maxAge: number | undefined,
 ): Promise<Child> {
   const app = uniqueName("cache_child");
   const waiting = new Map<number, (reply: Record<string, unknown>) => void>();
@@ -76,6 +77,7 @@ async function startChild(
     env: {
       PGAPPNAME: app,
       ...(listenUrl ? { CACHE_LISTEN_URL: listenUrl } : {}),
+      ...(maxAge ? { CACHE_MAX_AGE: String(maxAge) } : {}),
     },
     timeoutMs: 120_000,
     onLine(line) {
@@ -122,11 +124,14 @@ async function startChild(
 
 /**
  * A TCP gate between B's listener and the server: while closed, it refuses
- * new connections, so B cannot listen again until the test opens it.
+ * new connections, so B cannot listen again until the test opens it; while
+ * silent, it drops every byte of the connections it holds without closing
+ * them, as a network or proxy that cuts a connection without telling.
  */
 interface Gate {
   url: string;
   open: boolean;
+  silent: boolean;
   stop(): Promise<void>;
 }
 
@@ -149,7 +154,8 @@ async function startGate(target: string): Promise<Gate> {
       pairs.add(socket);
       socket.on("error", drop).on("close", drop);
     }
-    client.pipe(upstream).pipe(client);
+    client.on("data", (chunk) => gate.silent || upstream.write(chunk));
+    upstream.on("data", (chunk) => gate.silent || client.write(chunk));
   });
   await new Promise<void>((resolve) =>
     server.listen(0, "127.0.0.1", () => resolve())
@@ -160,6 +166,7 @@ async function startGate(target: string): Promise<Gate> {
   const gate: Gate = {
     url: url.href,
     open: true,
+    silent: false,
     async stop() {
       for (const socket of pairs) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
@@ -183,7 +190,7 @@ interface CacheBed extends TestBed {
 function cacheTest(
   name: string,
   fn: (bed: CacheBed) => Promise<void>,
-  { gate: gated = false }: { gate?: boolean } = {},
+  { gate: gated = false, maxAge }: { gate?: boolean; maxAge?: number } = {},
 ): void {
   storeTest(name, async (bed) => {
     const direct: PostgresSql | undefined = BEHIND_PGBOUNCER
@@ -199,6 +206,7 @@ function cacheTest(
     const b = await startChild(
       bed.schema,
       gate?.url ?? (BEHIND_PGBOUNCER ? DIRECT_URL : undefined),
+      maxAge,
     );
     let closed = false;
     try {
@@ -426,6 +434,42 @@ cacheTest(
     assert.match(report.errors[0], /lost its listening connection/);
   },
   { gate: true },
+);
+
+cacheTest(
+  "a listener cut silently: its heartbeat notices, nothing is served from memory meanwhile, and a new one takes over",
+  async (bed) => {
+    const { b, gate } = bed;
+    await cachedInB(bed, "s1", v1);
+    // No close reaches B: only its heartbeat, every 4 s (maxAge 8 / 2), can
+    // tell, well before maxAge would expire what it holds.
+    gate!.silent = true;
+    gate!.open = false;
+    assert.deepEqual(await b.until("s1", { sneaked: true }), { sneaked: true });
+    await bed.sneak("s1", { sneaked: 2 });
+    assert.deepEqual(
+      await b.get("s1"),
+      { sneaked: 2 },
+      "B reads the table: it knows it cannot hear",
+    );
+    gate!.silent = false;
+    gate!.open = true;
+    const back = Date.now() + ARRIVAL_MS;
+    for (let round = 0;; round++) {
+      assert.ok(Date.now() < back, "B's cache serves again");
+      const value = sessionData({ v: 10 + round });
+      await bed.a.set("s1", value);
+      await b.until("s1", stored(value));
+      await bed.sneak("s1", { sneaked: round });
+      if (JSON.stringify(await b.get("s1")) === JSON.stringify(value)) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const { exit, report } = await b.close();
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.deepEqual(report.rejections, []);
+    assert.match(report.errors[0], /stopped hearing the table/);
+  },
+  { gate: true, maxAge: 8 },
 );
 
 cacheTest(
