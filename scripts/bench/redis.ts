@@ -10,7 +10,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import session from "express-session";
+import type { SessionData } from "express-session";
 import { createClient } from "redis";
 import { RedisStore } from "connect-redis";
 import { freePort } from "../postgres/server.ts";
@@ -116,7 +116,7 @@ export async function openRedisSubject(url: string): Promise<OpenSubject> {
 export async function fillRedis(
   url: string,
   sids: string[],
-  sessions: session.SessionData[],
+  sessions: SessionData[],
 ): Promise<void> {
   const subject = await openRedisSubject(url);
   try {
