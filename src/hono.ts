@@ -8,7 +8,7 @@
  * @module
  */
 import type { Sql } from "postgres";
-import type { PostgresStoreOptions } from "./types.ts";
+import type { CacheOptions, PostgresStoreOptions } from "./types.ts";
 import { parseOptions } from "./options.ts";
 import { DEFAULT_TTL_SECONDS } from "./expiry.ts";
 import { openSessionTable, type SessionTable } from "./session_table.ts";
@@ -71,6 +71,13 @@ export interface HonoSessionStoreOptions {
    * a `CallTimeoutError`; `false` for no limit.
    */
   callTimeout?: number | false;
+  /**
+   * Serve reads from memory while the session is unchanged (default
+   * `false`); see the read cache in the README. hono-sessions saves a session
+   * on every request by default (autoExtendExpiration), so the cache spares
+   * the read, not the write.
+   */
+  cache?: boolean | CacheOptions;
 }
 
 const NEVER_TOUCHED =
@@ -91,6 +98,7 @@ const HONO_OPTIONS = {
   pruneSessionRandomizedInterval: true,
   errorLog: true,
   callTimeout: true,
+  cache: true,
   disableTouch: NEVER_TOUCHED,
   touchAfter: NEVER_TOUCHED,
 } as const satisfies
