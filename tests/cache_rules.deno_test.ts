@@ -3,7 +3,8 @@
  * the network can deliver them: a read or write and the notifications of
  * the table's trigger race on two connections. Each order is hard to force
  * against a server (`cache_test.ts` forces the main one), so the rules are
- * checked here on the cache itself.
+ * checked here on the cache itself (under Deno only: the compiled suite
+ * reaches the store only through the package's entry points).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
