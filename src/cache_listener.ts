@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { randomUUID } from "node:crypto";
 import { clearTimeout, setTimeout } from "node:timers";
 import type { ErrorLog, PostgresSql } from "./types.ts";
 import type { SessionCache } from "./cache.ts";
@@ -148,7 +149,7 @@ export function createCacheListener(
 
   /** Sends a check notification through the pool and waits until it is heard. */
   const probe = async (channel: string) => {
-    const token = `${PROBE}${crypto.randomUUID()}`;
+    const token = `${PROBE}${randomUUID()}`;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const heard = new Promise<void>((resolve, reject) => {
       probes.set(token, resolve);

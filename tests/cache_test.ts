@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import process from "node:process";
-import { Buffer } from "node:buffer";
+import { randomBytes } from "node:crypto";
 import {
   type AddressInfo,
   connect as connectSocket,
@@ -494,9 +494,7 @@ cacheTest(
     // A large session keeps B's get in flight long after its snapshot: the
     // server is still sending it when the update commits, so the update's
     // notification reaches B before the old session has.
-    const blob = Buffer.from(
-      crypto.getRandomValues(new Uint8Array(65536)),
-    ).toString("base64").repeat(200);
+    const blob = randomBytes(65536).toString("base64").repeat(200);
     const reading = () =>
       sql.unsafe(
         `SELECT count(*)::int AS n FROM pg_stat_activity
