@@ -8,7 +8,8 @@
  * @module
  */
 import type { Sql } from "postgres";
-import type { CacheOptions, PostgresStoreOptions } from "./types.ts";
+import type { PostgresStoreOptions } from "./types.ts";
+import type { CacheOptions } from "./cache_options.ts";
 import { parseOptions } from "./options.ts";
 import { DEFAULT_TTL_SECONDS } from "./expiry.ts";
 import { openSessionTable, type SessionTable } from "./session_table.ts";

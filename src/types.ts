@@ -5,6 +5,9 @@
  */
 import type { SessionData, Store } from "express-session";
 import type { Sql } from "postgres";
+import type { CacheOptions } from "./cache_options.ts";
+
+export type { CacheOptions };
 
 /** A Node-style callback: `callback(error)` or `callback(null, result)`. */
 export type Callback<T> = (error: Error | null, result?: T) => void;
@@ -26,40 +29,6 @@ export type ErrorLog = (message: string, ...details: unknown[]) => void;
 /** A postgres.js `sql` instance, whatever custom types it was set up with. */
 // deno-lint-ignore no-explicit-any
 export type PostgresSql = Sql<any>;
-
-/**
- * The read cache's settings (the `cache` option); every one is optional.
- *
- * @example Behind PgBouncer in transaction mode
- * ```ts ignore
- * const store = new PostgresStore({
- *   postgres: postgres(process.env.DATABASE_URL), // through PgBouncer
- *   cache: { listen: postgres(process.env.DIRECT_DATABASE_URL) }, // the server itself
- * });
- * ```
- */
-export interface CacheOptions {
-  /**
-   * Sessions kept in memory at most (default 10000, at most 10000000); the
-   * least recently used go first.
-   */
-  size?: number;
-  /**
-   * Seconds a session may be served from memory after it was read or
-   * written (default 60): a bound for what the listener's checks could miss.
-   * The listener checks that it still hears the table every 30 s, or every
-   * `maxAge / 2` if shorter.
-   */
-  maxAge?: number;
-  /**
-   * A postgres.js `sql` whose connection settings the listening connection
-   * copies (default: those of `postgres`, or of the store's own pool). Pass
-   * one with a direct connection to the database when `postgres` goes
-   * through PgBouncer in transaction or statement mode, where `LISTEN` does
-   * not work. The store never ends it.
-   */
-  listen?: PostgresSql;
-}
 
 /** The options of {@linkcode PostgresStore}; every one is optional. */
 export interface PostgresStoreOptions {
