@@ -34,8 +34,8 @@ import type { PostgresStoreClass, SessionModule } from "./src/types.ts";
 
 export { CallTimeoutError } from "./src/calls.ts";
 
+export type { CacheOptions } from "./src/cache_options.ts";
 export type {
-  CacheOptions,
   Callback,
   ErrorLog,
   PostgresSql,

@@ -4,8 +4,8 @@
  *
  * @module
  */
+import type { CacheOptions } from "./cache_options.ts";
 import type {
-  CacheOptions,
   ErrorLog,
   PostgresSql,
   PostgresStoreOptions,

@@ -7,8 +7,6 @@ import type { SessionData, Store } from "express-session";
 import type { Sql } from "postgres";
 import type { CacheOptions } from "./cache_options.ts";
 
-export type { CacheOptions };
-
 /** A Node-style callback: `callback(error)` or `callback(null, result)`. */
 export type Callback<T> = (error: Error | null, result?: T) => void;
 
