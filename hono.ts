@@ -37,3 +37,4 @@ export {
   type HonoSessionStoreOptions,
 } from "./src/hono.ts";
 export { CallTimeoutError } from "./src/calls.ts";
+export type { CacheOptions } from "./src/cache_options.ts";

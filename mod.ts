@@ -34,6 +34,7 @@ import type { PostgresStoreClass, SessionModule } from "./src/types.ts";
 
 export { CallTimeoutError } from "./src/calls.ts";
 
+export type { CacheOptions } from "./src/cache_options.ts";
 export type {
   Callback,
   DestroyOfOptions,

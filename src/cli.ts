@@ -75,6 +75,15 @@ const FEATURE_FLAGS = {
       features.timestamptz = true;
     },
   },
+  notify: {
+    type: "boolean",
+    value: "",
+    help:
+      "the triggers that tell the read cache (option\ncache) of every change to the table",
+    set: (features: TableFeatures) => {
+      features.notify = true;
+    },
+  },
 } as const satisfies Record<string, {
   type: "string" | "boolean";
   value: string;

@@ -95,3 +95,42 @@ export function unlessSet<T>(
   const inEnv = env[`PG${name.toUpperCase()}`] !== undefined;
   return inUrl || inEnv ? {} : { [name]: value };
 }
+
+/** What a listening connection reports. */
+export interface ListenerHandlers {
+  /** A notification arrived on a channel the connection listens on. */
+  onnotify(channel: string, payload: string): void;
+  /** The connection closed, or an attempt to open it failed. */
+  onclose(): void;
+}
+
+/**
+ * A dedicated connection (`max: 1`, never idle-closed) with the settings of
+ * `source`, for `LISTEN`: a notification and the connection's closing both
+ * reach `handlers`. postgres.js's own `sql.listen` makes its connection the
+ * same way, from the parsed options of its `sql`, which postgres.js takes
+ * back as they are; unlike `sql.listen`, this one says when it closes, so
+ * the read cache knows when it may have missed a notification.
+ */
+export function openListenerConnection(
+  source: PostgresSql,
+  handlers: ListenerHandlers,
+): PostgresSql {
+  // Typed for options as users write them; at run time postgres() also
+  // takes the parsed options of another instance (its `shared` marks them).
+  const fromParsed = postgres as (options: object) => PostgresSql;
+  return fromParsed({
+    ...source.options,
+    max: 1,
+    idle_timeout: null,
+    max_lifetime: null,
+    fetch_types: false,
+    // The listener paces its own attempts: postgres.js's reconnect delay is a
+    // timer that end() does not cancel, after which a connection closed
+    // meanwhile would open again and keep the process alive.
+    backoff: 0,
+    onnotice: () => {},
+    onnotify: handlers.onnotify,
+    onclose: handlers.onclose,
+  });
+}

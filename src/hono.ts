@@ -9,6 +9,7 @@
  */
 import type { Sql } from "postgres";
 import type { PostgresStoreOptions } from "./types.ts";
+import type { CacheOptions } from "./cache_options.ts";
 import { parseOptions } from "./options.ts";
 import { DEFAULT_TTL_SECONDS } from "./expiry.ts";
 import { openSessionTable, type SessionTable } from "./session_table.ts";
@@ -77,6 +78,13 @@ export interface HonoSessionStoreOptions {
    * `connect-postgres-simple migrate --created`).
    */
   maxLifetime?: number;
+  /**
+   * Serve reads from memory while the session is unchanged (default
+   * `false`); see the read cache in the README. hono-sessions saves a session
+   * on every request by default (autoExtendExpiration), so the cache spares
+   * the read, not the write.
+   */
+  cache?: boolean | CacheOptions;
 }
 
 const NEVER_TOUCHED =
@@ -102,6 +110,7 @@ const HONO_OPTIONS = {
   maxLifetime: true,
   userKey:
     "hono-sessions' Store has no sessions of a user; the express-session store on the same table has sessionsOf and destroyOf",
+  cache: true,
 } as const satisfies
   & Record<keyof PostgresStoreOptions, true | string>
   & Record<keyof HonoSessionStoreOptions, true>;

@@ -25,6 +25,13 @@ export interface TableNames {
   userIndex: string;
   /** The index on the creation time (`maxLifetime`), quoted: `"IDX_<table>_created"`. */
   createdIndex: string;
+  /**
+   * The read cache's notify function and row trigger, unquoted:
+   * `<table>_notify` (the TRUNCATE trigger adds `_truncate`).
+   */
+  notify: string;
+  /** The TRUNCATE trigger of the read cache, unquoted: `<table>_notify_truncate`. */
+  notifyTruncate: string;
 }
 
 /**
@@ -99,5 +106,7 @@ export function resolveTableNames(
     expireIndex: quoteIdentifier(derivedName(`IDX_${table}_expire`)),
     userIndex: quoteIdentifier(derivedName(`IDX_${table}_user`)),
     createdIndex: quoteIdentifier(derivedName(`IDX_${table}_created`)),
+    notify: derivedName(`${table}_notify`),
+    notifyTruncate: derivedName(`${table}_notify_truncate`),
   };
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { CacheOptions } from "./cache_options.ts";
 import type {
   ErrorLog,
   PostgresSql,
@@ -36,6 +37,27 @@ export const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_DELAY_MS / 1000);
 /** The shortest `callTimeout`: less leaves no time for a round trip. */
 export const MIN_CALL_TIMEOUT_SECONDS = 0.05;
 
+/** The default `cache.size`: sessions kept in memory. */
+export const DEFAULT_CACHE_SIZE = 10_000;
+/** The largest `cache.size`. */
+export const MAX_CACHE_SIZE = 10_000_000;
+/**
+ * The default `cache.maxAge`, in seconds: how long a session may be served
+ * from memory after it was last read or written. A miss costs one read, so
+ * an active session costs at most one read a minute; and whatever the
+ * listener's checks could miss (it checks every 30 s that it still hears
+ * the table), no session is served staler than this.
+ */
+export const DEFAULT_CACHE_MAX_AGE_SECONDS = 60;
+
+/** The read cache's settings after validation. */
+export interface CacheConfig {
+  size: number;
+  maxAgeMs: number;
+  /** The `sql` whose settings the listener copies, when given. */
+  listen: PostgresSql | undefined;
+}
+
 /** A store's settings after validation. */
 export interface StoreConfig {
   /** The `sql` given by the user, or `undefined` when the store opens its own. */
@@ -57,6 +79,8 @@ export interface StoreConfig {
   userKey: readonly string[] | undefined;
   /** Seconds a session may live after it was created (`maxLifetime`), or `undefined`. */
   maxLifetimeSeconds: number | undefined;
+  /** The read cache, or `undefined` for none. */
+  cache: CacheConfig | undefined;
 }
 
 /**
@@ -78,6 +102,7 @@ const OPTION_NAMES = {
   callTimeout: true,
   userKey: true,
   maxLifetime: true,
+  cache: true,
 } as const satisfies Record<keyof PostgresStoreOptions, true>;
 
 /** The names of every option, in the order the documentation lists them. */
@@ -163,6 +188,39 @@ function isPostgresSql(value: unknown): value is PostgresSql {
   const sql = value as unknown as Record<string, unknown>;
   return typeof sql.unsafe === "function" && typeof sql.begin === "function" &&
     typeof sql.end === "function";
+}
+
+const CACHE_KEYS = ["size", "maxAge", "listen"];
+
+function parseCache(value: unknown): CacheConfig | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) value = {};
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    fail("cache", "a boolean or an object { size, maxAge, listen }", value);
+  }
+  for (const key of Object.keys(value)) {
+    if (!CACHE_KEYS.includes(key)) {
+      fail(
+        "cache",
+        `an object with the keys ${CACHE_KEYS.join(", ")}, not \`${key}\``,
+        value,
+      );
+    }
+  }
+  const { size = DEFAULT_CACHE_SIZE, maxAge, listen } = value as CacheOptions;
+  if (!Number.isInteger(size) || size < 1 || size > MAX_CACHE_SIZE) {
+    fail("cache.size", `an integer from 1 to ${MAX_CACHE_SIZE}`, size);
+  }
+  if (listen !== undefined && !isPostgresSql(listen)) {
+    fail("cache.listen", "a postgres.js sql instance", listen);
+  }
+  const seconds = optionalSeconds(maxAge, "cache.maxAge", {
+    min: 0,
+    max: MAX_TIMER_SECONDS,
+    exclusive: true,
+    words: `a positive number of seconds, at most ${MAX_TIMER_SECONDS}`,
+  }) ?? DEFAULT_CACHE_MAX_AGE_SECONDS;
+  return { size, maxAgeMs: seconds * 1000, listen };
 }
 
 function checkKeys(raw: object): void {
@@ -265,5 +323,6 @@ export function parseOptions(
       ...LIFETIME,
       exclusive: true,
     }),
+    cache: parseCache(options.cache),
   });
 }

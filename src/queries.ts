@@ -58,8 +58,17 @@ export function isRefusedWrite(error: unknown): boolean {
     message.includes(REFUSAL);
 }
 
-/** A write's answer: rows changed, and the server's clock (epoch seconds) when it checked its cutoff. */
-export type WriteResult = [count: number, serverSeconds: number];
+/**
+ * A write's answer: rows changed, the server's clock (epoch seconds) when it
+ * checked its cutoff, and its transaction's id (`null` when it changed
+ * nothing), which the notify trigger sends too: the read cache tells its own
+ * writes' notifications by it.
+ */
+export type WriteResult = [
+  count: number,
+  serverSeconds: number,
+  transaction: string | null,
+];
 
 /** Where queries run; the store's own pool may replace its `sql` after a fault. */
 export interface Database {
@@ -71,6 +80,8 @@ export interface Database {
 export interface Queries {
   /** The server's clock, in seconds since the epoch. */
   clock(): Promise<number>;
+  /** Sends a notification (the read cache's check that its listener hears the table's). */
+  notify(channel: string, payload: string): Promise<void>;
   /** The stored JSON text of an unexpired session, or `null`. */
   get(sid: string, now: number): Promise<string | null>;
   /**
@@ -133,6 +144,7 @@ export interface Queries {
 /** The statements of one session table. */
 export type StatementName =
   | "clock"
+  | "notify"
   | "get"
   | "getWithExpiry"
   | "set"
@@ -191,12 +203,14 @@ export function statements(
     `WITH w AS (${write} RETURNING 1)
 SELECT count(*)::int4, CASE WHEN clock_timestamp() < ${at(cutoff)}
   THEN extract(epoch FROM clock_timestamp())::float8
-  ELSE ('${REFUSAL} at ' || clock_timestamp())::float8 END FROM w`;
+  ELSE ('${REFUSAL} at ' || clock_timestamp())::float8 END,
+  txid_current_if_assigned()::text FROM w`;
   return {
     // The parameter (always 0) is there for postgres.js: a statement without
     // one, pipelined among the others behind PgBouncer in transaction mode,
     // was sometimes never answered (1 run in 3); with one, none in 40.
     clock: "SELECT extract(epoch FROM clock_timestamp())::float8 + $1::float8",
+    notify: "SELECT pg_notify($1::text, $2::text)",
     get: `SELECT sess::text FROM ${t} WHERE sid = $1 AND ${live(2)}`,
     getWithExpiry:
       `SELECT sess::text, extract(epoch FROM expire::timestamptz)::float8 FROM ${t}
@@ -298,6 +312,9 @@ export function createQueries(
   return {
     clock() {
       return run(text.clock, [0]).then((rows) => rows[0][0] as number);
+    },
+    notify(channel, payload) {
+      return run(text.notify, [channel, payload]).then(() => {});
     },
     get(sid, now) {
       return run(text.get, [sid, now]).then(firstValue);

@@ -3,14 +3,14 @@
  * connect-pg-simple's `table.sql` makes them, with constraint and index
  * names derived from the table so two tables can share a schema; and the
  * opt-in parts beyond it (the `created` column, the owner index, `expire`
- * as `timestamptz`), each a migration step. `createTableIfMissing` and the
- * command line's `create-table` and `migrate` all build from here, so they
- * cannot disagree.
+ * as `timestamptz`, the read cache's notify triggers), each a migration
+ * step. `createTableIfMissing` and the command line's `create-table` and
+ * `migrate` all build from here, so they cannot disagree.
  *
  * @module
  */
 import type { PostgresSql } from "./types.ts";
-import type { TableNames } from "./names.ts";
+import { quoteIdentifier, type TableNames } from "./names.ts";
 import { ownerExpression, quoteLiteral } from "./user_key.ts";
 
 /** Advisory lock class id (first key) for table creation and migration: "cpsc". */
@@ -31,6 +31,8 @@ export interface TableFeatures {
   created?: boolean;
   /** `expire` as `timestamptz`, which no `TimeZone` setting can misread. */
   timestamptz?: boolean;
+  /** The notify triggers the read cache (option `cache`) listens to. */
+  notify?: boolean;
 }
 
 /** The owner index's DDL; `concurrently` for a table in use. */
@@ -83,6 +85,7 @@ WITH (OIDS=FALSE)`,
   if (features.userKey) {
     statements.push(userIndexStatement(names, features.userKey, false));
   }
+  if (features.notify) statements.push(...notifyDefinition(names));
   return statements;
 }
 
@@ -171,6 +174,8 @@ export interface TableShape {
   userIndex: IndexState;
   /** The connection's `TimeZone`, the zone a `timestamp` `expire` was written in. */
   timeZone: string;
+  /** Whether both notify triggers of the read cache are there and enabled. */
+  notify: boolean;
 }
 
 /** `"a""b"` → `a"b`. */
@@ -191,11 +196,19 @@ export async function readShape(
     WHERE i.indrelid = c.oid AND ic.relname = $2::text) AS user_index,
   (SELECT i.indisvalid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
     WHERE i.indrelid = c.oid AND ic.relname = $3::text) AS created_index,
-  current_setting('TimeZone') AS time_zone
+  current_setting('TimeZone') AS time_zone,
+  (SELECT count(*) = 2 FROM pg_trigger t WHERE t.tgrelid = c.oid
+    AND t.tgname IN ($4::text, $5::text) AND t.tgenabled <> 'D') AS notify
 FROM (SELECT to_regclass($1::text) AS oid) c
 LEFT JOIN pg_attribute e ON e.attrelid = c.oid AND e.attname = 'expire' AND NOT e.attisdropped
 LEFT JOIN pg_attribute cr ON cr.attrelid = c.oid AND cr.attname = 'created' AND NOT cr.attisdropped`,
-    [names.qualified, unquote(names.userIndex), unquote(names.createdIndex)],
+    [
+      names.qualified,
+      unquote(names.userIndex),
+      unquote(names.createdIndex),
+      names.notify,
+      names.notifyTruncate,
+    ],
   );
   const state = (valid: boolean | null): IndexState =>
     valid === null ? "missing" : valid ? "valid" : "invalid";
@@ -206,6 +219,7 @@ LEFT JOIN pg_attribute cr ON cr.attrelid = c.oid AND cr.attname = 'created' AND 
     createdIndex: state(row.created_index),
     userIndex: state(row.user_index),
     timeZone: row.time_zone,
+    notify: row.notify,
   };
 }
 
@@ -236,7 +250,7 @@ export async function checkUserIndex(
 
 /** One change `migrate` makes to a table. */
 export interface MigrationStep {
-  /** The option it serves: `--timestamptz`, `--created`, `--user-key`. */
+  /** The option it serves: `--timestamptz`, `--created`, `--user-key`, `--notify`. */
   flag: string;
   /** What it does, in words. */
   what: string;
@@ -291,6 +305,17 @@ export function migrationSteps(
       statements: [
         `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS "created" timestamptz NOT NULL DEFAULT now()`,
       ],
+    });
+  }
+  if (features.notify && !shape.notify) {
+    steps.push({
+      flag: "--notify",
+      what:
+        `install the notify triggers ${names.notify} and ${names.notifyTruncate} of the read cache`,
+      lock:
+        "SHARE ROW EXCLUSIVE, for an instant: writes wait, reads go on (ACCESS EXCLUSIVE to replace a trigger already there, e.g. disabled)",
+      transaction: true,
+      statements: notifyDefinition(names),
     });
   }
   if (features.created && shape.createdIndex !== "valid") {
@@ -400,7 +425,7 @@ export async function migrateTable(
 
 /**
  * The steps that change the table itself (`expire`'s type, the `created`
- * column), each in a transaction that takes the table's creation lock (so
+ * column, the notify triggers), each in a transaction that takes the table's creation lock (so
  * no two processes change one table at once) and looks at the table again
  * under it, so a step another process has just done is skipped. Each
  * attempt waits at most {@linkcode LOCK_ATTEMPT_MS} for its lock on the
@@ -417,13 +442,15 @@ export async function alterTable(
   started: (step: MigrationStep) => void = () => {},
 ): Promise<DoneStep[]> {
   const done: DoneStep[] = [];
-  const { timestamptz, created } = features;
-  for (const part of [{ timestamptz }, { created }]) {
-    if (!part.timestamptz && !part.created) continue;
+  const { timestamptz, created, notify } = features;
+  for (const part of [{ timestamptz }, { created }, { notify }]) {
+    if (!part.timestamptz && !part.created && !part.notify) continue;
     let began = 0;
     const step = await retryLocked(deadline, () =>
       sql.begin(async (tx) => {
         await tx.unsafe(`SET LOCAL lock_timeout = '${LOCK_ATTEMPT_MS}ms'`);
+        // No NOTICE from --notify's DROP TRIGGER IF EXISTS on the app's console.
+        await tx.unsafe("SET LOCAL client_min_messages = warning");
         await lockForCreation(tx, names, deadline);
         // The steps that change the table itself; its indexes are not theirs.
         const [next] = migrationSteps(names, part, await readShape(tx, names))
@@ -513,4 +540,72 @@ export async function buildIndexes(
     if (await lockForCreation(tx, names, until)) steps = await build();
   });
   return steps;
+}
+
+/**
+ * The channel a table's notify triggers send on: this prefix and the
+ * table's oid (`TG_RELID`), so it fits PostgreSQL's 63-byte limit for any
+ * table name and two tables never share one.
+ */
+export const NOTIFY_CHANNEL_PREFIX = "connect_postgres_simple_";
+
+/**
+ * The read cache's triggers, as a script that can run again (it replaces
+ * them): a function `<table>_notify()` that sends `pg_notify` on the
+ * table's channel, a row trigger `<table>_notify` after every UPDATE and
+ * DELETE (payload `<transaction id>:<sid>` of the old row), and a statement
+ * trigger `<table>_notify_truncate` after TRUNCATE (an empty payload:
+ * every session). `EXECUTE PROCEDURE`, not `FUNCTION`: PostgreSQL 10 knows
+ * only the former.
+ */
+export function notifyDefinition(names: TableNames): string[] {
+  const t = names.qualified;
+  const fn = `${names.quotedSchema ? `${names.quotedSchema}.` : ""}${
+    quoteIdentifier(names.notify)
+  }()`;
+  const row = quoteIdentifier(names.notify);
+  const truncate = quoteIdentifier(names.notifyTruncate);
+  const channel = `'${NOTIFY_CHANNEL_PREFIX}' || TG_RELID`;
+  return [
+    `CREATE OR REPLACE FUNCTION ${fn} RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_LEVEL = 'ROW' THEN
+    PERFORM pg_notify(${channel}, txid_current() || ':' || OLD.sid);
+  ELSE
+    PERFORM pg_notify(${channel}, '');
+  END IF;
+  RETURN NULL;
+END
+$$`,
+    `DROP TRIGGER IF EXISTS ${row} ON ${t}`,
+    `CREATE TRIGGER ${row} AFTER UPDATE OR DELETE ON ${t}
+  FOR EACH ROW EXECUTE PROCEDURE ${fn}`,
+    `DROP TRIGGER IF EXISTS ${truncate} ON ${t}`,
+    `CREATE TRIGGER ${truncate} AFTER TRUNCATE ON ${t}
+  FOR EACH STATEMENT EXECUTE PROCEDURE ${fn}`,
+  ];
+}
+
+/** Where a table's notifications go, and whether its triggers are there. */
+export interface NotifyStatus {
+  /** The channel its triggers send on. */
+  channel: string;
+  /** Whether both notify triggers exist and are enabled. */
+  installed: boolean;
+}
+
+/** The table's notify channel and triggers, or `null` when there is no such table. */
+export async function notifyStatus(
+  sql: Pick<PostgresSql, "unsafe">,
+  names: TableNames,
+): Promise<NotifyStatus | null> {
+  const [[oid, triggers]] = await sql.unsafe(
+    `SELECT c.oid::int8::text, (SELECT count(*)::int4 FROM pg_trigger t
+  WHERE t.tgrelid = c.oid AND t.tgname IN ($2::text, $3::text) AND t.tgenabled <> 'D')
+FROM (SELECT to_regclass($1::text)::oid AS oid) c`,
+    [names.qualified, names.notify, names.notifyTruncate],
+    { prepare: true },
+  ).values();
+  if (oid === null) return null;
+  return { channel: NOTIFY_CHANNEL_PREFIX + oid, installed: triggers === 2 };
 }

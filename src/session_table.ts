@@ -22,6 +22,7 @@ import {
   buildIndexes,
   checkUserIndex,
   createTable,
+  notifyStatus,
   readShape,
   type TableFeatures,
   type TableShape,
@@ -38,12 +39,29 @@ import {
 import { openConnection } from "./connection.ts";
 import { type Call, type Calls, createCalls } from "./calls.ts";
 import { createServerClock, type ServerClock } from "./server_clock.ts";
+import {
+  createSessionCache,
+  type SessionCache,
+  type WriteChange,
+} from "./cache.ts";
+import { type CacheListener, createCacheListener } from "./cache_listener.ts";
+import type { TableNames } from "./names.ts";
 
 /**
  * How many sessions' expiries a table with `touchAfter` remembers between a
  * `get` and the `touch` that follows it in the same request.
  */
 const EXPIRIES_REMEMBERED = 10_000;
+
+/** The longest wait for the read cache's check notification. */
+const PROBE_TIMEOUT_MS = 2000;
+/**
+ * The read cache checks its listener every 30 s, or twice per `maxAge` if
+ * shorter, but not more than once a second.
+ */
+const MIN_HEARTBEAT_MS = 1000;
+/** See {@linkcode MIN_HEARTBEAT_MS}. */
+const MAX_HEARTBEAT_MS = 30_000;
 
 /** The session id `destroyOf`'s options keep, if any; a `TypeError` for anything else. */
 function exceptOf(options: unknown): string | undefined {
@@ -130,6 +148,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
   const features: TableFeatures = {
     userKey: config.userKey,
     created: config.maxLifetimeSeconds !== undefined,
+    notify: config.cache !== undefined,
   };
   const calls: Calls = createCalls(config.callTimeoutMs, isRefusedWrite);
   const clock: ServerClock = createServerClock(() => queries.clock());
@@ -138,6 +157,25 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
    * `touch` at the end of the same request can skip even its round trip.
    */
   const expiries = new Map<string, number>();
+  const cache: SessionCache | undefined = config.cache &&
+    createSessionCache(config.cache);
+  const listener: CacheListener | undefined = config.cache && cache &&
+    createCacheListener({
+      source: config.cache.listen ?? db.sql,
+      cache,
+      target: {
+        channel: () => notifyChannel(db.sql, config.names),
+        notify: (channel, payload) => queries.notify(channel, payload),
+      },
+      probeTimeoutMs: config.callTimeoutMs === false
+        ? PROBE_TIMEOUT_MS
+        : Math.min(PROBE_TIMEOUT_MS, config.callTimeoutMs / 2),
+      heartbeatMs: Math.max(
+        MIN_HEARTBEAT_MS,
+        Math.min(MAX_HEARTBEAT_MS, config.cache.maxAgeMs / 2),
+      ),
+      errorLog: config.errorLog,
+    });
   let tableReady = !config.createTableIfMissing;
   let tableCreation: Promise<void> | undefined;
   /** The indexes being built in the background, which `close()` waits for. */
@@ -199,12 +237,20 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     );
   }
 
-  /** Every statement passes here: refuse when closed, start pruning, make the table once. */
+  /**
+   * Every statement passes here: refuse when closed, start pruning, make the
+   * table once, start the cache's listener once.
+   */
   function ready(): Promise<void> | undefined {
     if (closed) throw closedError();
     pruner.start();
     // Not async: once the table is ready, the hot path allocates no promise here.
-    return tableReady ? undefined : ensureTable();
+    if (!tableReady) {
+      return listener
+        ? ensureTable().then(() => listener.ready())
+        : ensureTable();
+    }
+    return listener?.ready();
   }
 
   function read<T>(statement: () => Promise<T>): Promise<T> {
@@ -242,21 +288,78 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
   }
 
   function destroyRow(call: Call, sid: string): Promise<void> {
-    return write(call, (cutoff) => queries.destroy(sid, cutoff)).then(
+    cache?.drop(sid);
+    const send = (cutoff: number) => queries.destroy(sid, cutoff);
+    return write(call, cache ? tracked(sid, send, null) : send).then(
       () => {},
     );
   }
 
+  /**
+   * A write statement that tells the cache about its session: in flight from
+   * just before it is sent, then what it did (`change`) and in which
+   * transaction.
+   */
+  function tracked(
+    sid: string,
+    send: (cutoff: number) => Promise<WriteResult>,
+    change: WriteChange,
+  ): (cutoff: number) => Promise<WriteResult> {
+    return (cutoff) => {
+      const ticket = cache!.begin(sid);
+      return send(cutoff).then((result) => {
+        cache!.wrote(ticket, result[0] > 0 ? result[2] : null, change);
+        return result;
+      }, (error) => {
+        cache!.failed(ticket, sid);
+        throw error;
+      });
+    };
+  }
+
+  /** A cached session, as a fresh copy; `undefined` when not cached. */
+  function fromCache(sid: string): S | undefined {
+    const hit = cache!.lookup(sid, nowSeconds());
+    if (hit === undefined) return undefined;
+    if (config.touchAfterSeconds > 0) remember(sid, hit.expire);
+    return parseSession<S>(hit.json);
+  }
+
+  /** A `get` on the table that the cache may keep. */
+  function getCaching(call: Call, sid: string): Promise<S | null> {
+    return read(() => {
+      const ticket = cache!.begin(sid);
+      return queries.getWithExpiry(sid, nowSeconds()).then((row) => {
+        if (config.touchAfterSeconds > 0) remember(sid, row?.[1]);
+        const session = row === null ? undefined : parseSession<S>(row[0]);
+        if (session === undefined) {
+          cache!.release(ticket);
+          return row === null ? null : destroyRow(call, sid).then(() => null);
+        }
+        cache!.read(ticket, row![0], row![1]);
+        return session;
+      }, (error) => {
+        cache!.release(ticket);
+        throw error;
+      });
+    });
+  }
+
   function getRemembering(sid: string): Promise<string | null> {
     return queries.getWithExpiry(sid, nowSeconds()).then((row) => {
-      expiries.delete(sid);
-      if (row === null) return null;
-      if (expiries.size >= EXPIRIES_REMEMBERED) {
-        expiries.delete(expiries.keys().next().value!);
-      }
-      expiries.set(sid, row[1]);
-      return row[0];
+      remember(sid, row?.[1]);
+      return row === null ? null : row[0];
     });
+  }
+
+  /** Remembers the expiry `get` read for a session (`undefined`: none). */
+  function remember(sid: string, expire: number | undefined): void {
+    expiries.delete(sid);
+    if (expire === undefined) return;
+    if (expiries.size >= EXPIRIES_REMEMBERED) {
+      expiries.delete(expiries.keys().next().value!);
+    }
+    expiries.set(sid, expire);
   }
 
   /** Rows as sessions with their ids; an unreadable row is left out. */
@@ -283,8 +386,12 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
           return createTable(sql, names, features);
         });
       } else {
-        if (features.created && !shape.created) {
-          await alterTable(sql, names, { created: true }, deadlineForDdl());
+        // The column and the triggers in the first call: statements need
+        // them. The indexes only speed things up: in the background.
+        const created = features.created && !shape.created;
+        const notify = features.notify && !shape.notify;
+        if (created || notify) {
+          await alterTable(sql, names, { created, notify }, deadlineForDdl());
         }
         if (features.userKey || features.created) indexInBackground(shape);
       }
@@ -341,6 +448,14 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
 
   return {
     get(sid) {
+      if (cache !== undefined) {
+        const hit = fromCache(sid);
+        if (hit !== undefined) return Promise.resolve(hit);
+        return run("get", () => {
+          checkSid(sid);
+          return (call) => getCaching(call, sid);
+        });
+      }
       return run("get", () => {
         checkSid(sid);
         return (call) =>
@@ -363,8 +478,12 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
         const json = serialize(session);
         const at = expire();
         expiries.delete(sid);
+        const send = (cutoff: number) => queries.set(sid, json, at, cutoff);
         return (call) =>
-          write(call, (cutoff) => queries.set(sid, json, at, cutoff))
+          write(
+            call,
+            cache ? tracked(sid, send, { json, expire: at }) : send,
+          )
             .then(() => {}, (error) => {
               throw sidTooLong(sid, error) ?? error;
             });
@@ -392,10 +511,12 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
           if (expire >= seen && expire - seen < touchAfter) return noWrite;
         }
         const now = nowSeconds();
+        const send = (cutoff: number) =>
+          queries.touch(sid, expire, now, touchAfter, cutoff);
         return (call) =>
           write(
             call,
-            (cutoff) => queries.touch(sid, expire, now, touchAfter, cutoff),
+            cache ? tracked(sid, send, { expire }) : send,
           ).then(() => {});
       });
     },
@@ -421,8 +542,12 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     clear() {
       return run("clear", () => {
         expiries.clear();
+        cache?.dropAll();
         return (call) =>
-          write(call, (cutoff) => queries.clear(cutoff)).then(() => {});
+          write(call, (cutoff) => queries.clear(cutoff)).then(() => {
+            // Whatever was read while the rows were being deleted is void.
+            cache?.dropAll();
+          });
       });
     },
 
@@ -454,11 +579,40 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
     close() {
       closing ??= (async () => {
         closed = true;
-        await pruner.stop();
-        await indexing;
+        await Promise.all([pruner.stop(), listener?.close(), indexing]);
         await db.end?.();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * The table's notify channel, for the read cache; an error that names the
+ * command to run when the table lacks its triggers.
+ */
+async function notifyChannel(
+  sql: PostgresSql,
+  names: TableNames,
+): Promise<string> {
+  const status = await notifyStatus(sql, names);
+  if (status === null) {
+    throw new Error(
+      `connect-postgres-simple: table ${names.qualified} does not exist: create it with table.sql, \`connect-postgres-simple create-table\` or createTableIfMissing: true`,
+    );
+  }
+  if (!status.installed) {
+    const flags = [
+      names.schema === undefined
+        ? ""
+        : ` --schema-name ${shellWord(names.schema)}`,
+      names.table === "session"
+        ? ""
+        : ` --table-name ${shellWord(names.table)}`,
+    ].join("");
+    throw new Error(
+      `connect-postgres-simple: cache: table ${names.qualified} has no notify triggers, so the cache would not hear of changes made elsewhere: run \`npx connect-postgres-simple migrate --notify${flags}\` once (or set createTableIfMissing: true)`,
+    );
+  }
+  return status.channel;
 }

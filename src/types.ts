@@ -5,6 +5,7 @@
  */
 import type { SessionData, Store } from "express-session";
 import type { Sql } from "postgres";
+import type { CacheOptions } from "./cache_options.ts";
 
 /** A Node-style callback: `callback(error)` or `callback(null, result)`. */
 export type Callback<T> = (error: Error | null, result?: T) => void;
@@ -95,6 +96,16 @@ export interface PostgresStoreOptions {
    * session a new id, so a new lifetime.
    */
   maxLifetime?: number;
+  /**
+   * Serve `get` from memory while the session is unchanged (default
+   * `false`): `true`, or {@linkcode CacheOptions}. The table must have the
+   * notify triggers, which `createTableIfMissing` installs (on an existing
+   * table too) and `connect-postgres-simple migrate --notify` installs;
+   * without them the first call fails. Every write to the table, by any
+   * client, invalidates through them; each store listens on one dedicated
+   * connection and serves nothing from memory while it is down.
+   */
+  cache?: boolean | CacheOptions;
 }
 
 /** Who a session belongs to, compared with its value at `userKey` as `String(user)`. */

@@ -43,14 +43,16 @@ export interface Child {
 
 /**
  * Starts `script` with `args`; a child still running after `timeoutMs` is
- * killed (its result then has `code: null`).
+ * killed (its result then has `code: null`). `onLine` sees each line the
+ * child prints on stdout, as it comes.
  */
 export function spawnScript(
   script: string,
   args: string[],
-  { env = {}, timeoutMs = 60_000 }: {
+  { env = {}, timeoutMs = 60_000, onLine }: {
     env?: Record<string, string | undefined>;
     timeoutMs?: number;
+    onLine?: (line: string) => void;
   } = {},
 ): Child {
   const command = "Deno" in globalThis
@@ -69,8 +71,13 @@ export function spawnScript(
   let stderr = "";
   let markReady = () => {};
   const ready = new Promise<void>((resolve) => markReady = resolve);
+  let seen = 0;
   child.stdout.setEncoding("utf8").on("data", (chunk) => {
     stdout += chunk;
+    for (let end; onLine && (end = stdout.indexOf("\n", seen)) >= 0;) {
+      onLine(stdout.slice(seen, end));
+      seen = end + 1;
+    }
     if (/^ready$/m.test(stdout)) markReady();
   });
   child.stderr.setEncoding("utf8").on("data", (chunk) => stderr += chunk);

@@ -43,6 +43,8 @@ test("usage errors exit 2 with a message and a pointer to --help", async () => {
     [["stats", "extra"], /unexpected argument "extra"/],
     [["stats", "--table-name", ""], /--table-name must be a non-empty string/],
     [["prune", "--connect-timeout", "soon"], /--connect-timeout must be/],
+    [["migrate"], /migrate needs at least one of .*--notify/],
+    [["stats", "--notify"], /--notify is for create-table and migrate/],
     [["prune", "--timeout", "0"], /--timeout must be a positive number/],
   ];
   const results = await Promise.all(cases.map(([args]) => cli(args)));

@@ -23,7 +23,13 @@ import { type ChildResult, runScript, sibling } from "./_spawn.ts";
 import { pgCall, pgGet, PgStoreClass } from "./_compat.ts";
 
 const CLI = sibling("../src/cli", import.meta.url);
-const ALL = ["--user-key", "passport.user", "--created", "--timestamptz"];
+const ALL = [
+  "--user-key",
+  "passport.user",
+  "--created",
+  "--timestamptz",
+  "--notify",
+];
 
 function cli(
   args: string[],
@@ -37,7 +43,7 @@ function ok(result: ChildResult): string {
   return result.stdout;
 }
 
-/** A table's columns, indexes (with validity) and constraints, schema left out. */
+/** A table's columns, indexes (with validity) and triggers, schema left out. */
 async function shape(
   sql: PostgresSql,
   schema: string,
@@ -55,9 +61,14 @@ async function shape(
       || CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END AS c
     FROM pg_index i WHERE i.indrelid = to_regclass(${`"${schema}"."${table}"`})
     ORDER BY 1`;
+  const triggers = await sql`
+    SELECT tgname || CASE WHEN tgenabled = 'D' THEN ' disabled' ELSE '' END AS c
+    FROM pg_trigger WHERE tgrelid = to_regclass(${`"${schema}"."${table}"`})
+      AND NOT tgisinternal ORDER BY 1`;
   return {
     columns: columns.map((r) => r.c),
     indexes: indexes.map((r) => r.c),
+    triggers: triggers.map((r) => r.c),
   };
 }
 
@@ -74,6 +85,7 @@ const MIGRATED = {
     `CREATE INDEX "IDX_session_user" ON session USING btree (((sess #>> '{passport,user}'::text[])))`,
     "CREATE UNIQUE INDEX session_pkey ON session USING btree (sid)",
   ],
+  triggers: ["session_notify", "session_notify_truncate"],
 };
 
 storeTest(
@@ -107,6 +119,12 @@ storeTest(
     assert.match(
       out,
       /-- lock: SHARE UPDATE EXCLUSIVE: reads and writes go on/,
+    );
+    assert.match(out, /-- --notify: install the notify triggers/);
+    assert.match(out, /-- lock: SHARE ROW EXCLUSIVE, for an instant/);
+    assert.match(
+      out,
+      /CREATE TRIGGER "session_notify_truncate" AFTER TRUNCATE ON "[^"]+"\."session"\n {2}FOR EACH STATEMENT/,
     );
     assert.deepEqual(await shape(sql, schema), before);
     const json = JSON.parse(
@@ -189,6 +207,7 @@ storeTest(
       assert.deepEqual(json.missing, [
         "--timestamptz",
         "--created",
+        "--notify",
         "--user-key",
       ]);
       assert.match(
@@ -205,7 +224,7 @@ test("usage: migrate needs a flag; table flags are for create-table and migrate;
   const cases: [string[], RegExp][] = [
     [
       ["migrate"],
-      /migrate needs at least one of --user-key, --created, --timestamptz/,
+      /migrate needs at least one of --user-key, --created, --timestamptz, --notify/,
     ],
     [
       ["stats", "--created"],
@@ -408,7 +427,11 @@ storeTest(
       `SELECT count(*)::int AS n FROM ${table} WHERE sid LIKE 'load-%'`,
     );
     assert.ok(n > 0);
-    assert.deepEqual((await shape(sql, schema)).indexes, MIGRATED.indexes);
+    const { indexes, triggers } = await shape(sql, schema);
+    assert.deepEqual({ indexes, triggers }, {
+      indexes: MIGRATED.indexes,
+      triggers: MIGRATED.triggers,
+    });
   },
 );
 

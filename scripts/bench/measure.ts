@@ -107,6 +107,22 @@ export function localServerCpu(backendPid: number): ServerCpu | undefined {
   };
 }
 
+/**
+ * The CPU time of one process, all its threads (e.g. a Redis server), in
+ * the shape of {@linkcode ServerCpu}; in clock ticks (10 ms), so read it
+ * over runs of a second or more.
+ */
+export function processCpu(pid: number): ServerCpu {
+  return {
+    postmaster: pid,
+    read() {
+      const fields = statFields(pid);
+      if (!fields) return NaN;
+      return (Number(fields[11]) + Number(fields[12])) * TICK_NS;
+    },
+  };
+}
+
 /** A growable list of latencies. */
 class Latencies {
   #values = new Float64Array(1 << 16);

@@ -32,6 +32,9 @@ export interface OpenSubject extends Subject {
 export type SubjectKind =
   | "store"
   | "store, touchAfter 60"
+  | "store, touchAfter 60, synchronous_commit off"
+  | "store, touchAfter 60, cache"
+  | "store, touchAfter 60, cache, synchronous_commit off"
   | "connect-pg-simple"
   | "floor"
   | "floor, touchAfter 60"
@@ -53,7 +56,7 @@ function viaCallback(
 }
 
 /** Wraps a callback-style express-session store. */
-function callbackStore(store: {
+export function callbackStore(store: {
   get(sid: string, cb: (e: unknown, v?: unknown) => void): void;
   set(sid: string, s: SessionData, cb: (e: unknown) => void): void;
   touch(sid: string, s: SessionData, cb: (e: unknown) => void): void;
@@ -122,12 +125,30 @@ export async function openSubject(
 ): Promise<OpenSubject> {
   const common = { schemaName: schema, pruneSessionInterval: false } as const;
   let subject: OpenSubject;
-  if (kind === "store" || kind === "store, touchAfter 60") {
+  if (kind.startsWith("store")) {
+    // synchronous_commit off as a user would set it for the store alone: on
+    // the connection (for the store's own pool: ?synchronous_commit=off in
+    // DATABASE_URL).
+    const sql = kind.endsWith("synchronous_commit off")
+      ? postgres(url, {
+        max: POOL_SIZE,
+        onnotice: () => {},
+        connection: { synchronous_commit: "off" },
+      })
+      : undefined;
     const store = new (connectPostgresSimple(session))({
       ...common,
       touchAfter: kind === "store" ? 0 : 60,
+      cache: kind.includes("cache"),
+      ...(sql ? { postgres: sql } : {}),
     });
-    subject = { ...callbackStore(store as never), close: () => store.close() };
+    subject = {
+      ...callbackStore(store as never),
+      async close() {
+        await store.close();
+        await sql?.end();
+      },
+    };
   } else if (kind === "connect-pg-simple") {
     const pool = new pg.Pool({
       connectionString: url,
@@ -167,6 +188,11 @@ export interface SessionSet {
   sessions: SessionData[];
   /** The session for index `i`, its cookie moved on so a touch always writes. */
   fresh(i: number): SessionData;
+  /**
+   * Starts the expiries over from now: forgets earlier writes and returns
+   * the expiry (epoch seconds) a table should be given to match.
+   */
+  rebase(): number;
 }
 
 /**
@@ -208,6 +234,10 @@ export function makeSessions(count: number): SessionSet {
         Date.now() + MAX_AGE_MS + ++bumps[i] * 1000,
       );
       return sess;
+    },
+    rebase() {
+      bumps.fill(0);
+      return Math.ceil((Date.now() + MAX_AGE_MS) / 1000);
     },
   };
 }

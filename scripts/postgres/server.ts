@@ -84,6 +84,11 @@ export interface StartPostgresOptions {
    * SIGHUP. Turn it off when the caller handles signals itself. Default: true.
    */
   handleSignals?: boolean;
+  /**
+   * More server settings, passed as `-c NAME=VALUE` after the defaults above (so they
+   * win), e.g. `{ shared_preload_libraries: "pg_stat_statements", fsync: "on" }`.
+   */
+  settings?: Record<string, string>;
 }
 
 /** A running server, as returned by {@linkcode startPostgres}. */
@@ -205,6 +210,7 @@ export async function startPostgres(
           version,
           ids,
           root: removeRoot ? root : undefined,
+          settings: options.settings ?? {},
         });
         if (options.handleSignals ?? true) {
           handled.add(server);
@@ -251,6 +257,7 @@ export function freePort(): Promise<number> {
 class PortInUseError extends Error {}
 
 interface LaunchOptions {
+  settings: Record<string, string>;
   binDir: string;
   dataDir: string;
   logFile: string;
@@ -358,6 +365,7 @@ async function launchPostmaster(o: LaunchOptions): Promise<Postmaster> {
       "fsync=off",
       "-c",
       "full_page_writes=off",
+      ...Object.entries(o.settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
     ], { ...runAs(o.ids), stdio: ["ignore", "ignore", log] });
   } finally {
     closeSync(log); // the child has its own copy

@@ -2,7 +2,7 @@
  * Run a command with `DATABASE_URL` pointing at a PostgreSQL server.
  *
  * ```sh
- * deno run -A scripts/postgres/with_postgres.ts [--keep-data[=DIR]] [--] <command> [args...]
+ * deno run -A scripts/postgres/with_postgres.ts [--keep-data[=DIR]] [--set NAME=VALUE]... [--] <command> [args...]
  * ```
  *
  * - With `DATABASE_URL` already set, the command runs against that server.
@@ -11,6 +11,9 @@
  *   stopped and its temporary directory removed afterwards.
  * - `--keep-data` keeps the cluster in a directory that survives runs, by default
  *   `.tmp/demo-pg` under the repository root, so sessions outlive a restart of the demo.
+ * - `--set NAME=VALUE` (repeatable) starts the throwaway server with that setting, after its
+ *   own (e.g. the read cache's bench: `shared_preload_libraries=pg_stat_statements`,
+ *   `fsync=on`); ignored, with a message, when `DATABASE_URL` is given.
  *
  * The command inherits stdin, stdout and stderr. SIGINT, SIGTERM and SIGHUP are passed on to
  * it; once it has exited the server is stopped. The exit status is the command's (128 +
@@ -39,12 +42,13 @@ const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
   SIGTERM: 15,
 };
 const USAGE =
-  "usage: deno run -A scripts/postgres/with_postgres.ts [--keep-data[=DIR]] [--] " +
+  "usage: deno run -A scripts/postgres/with_postgres.ts [--keep-data[=DIR]] [--set NAME=VALUE]... [--] " +
   "<command> [args...]";
 
 /** Parsed command line. */
 interface Invocation {
   keepDir: string | undefined;
+  settings: Record<string, string>;
   command: string[];
 }
 
@@ -54,12 +58,18 @@ function say(message: string): void {
 
 function parseArgs(args: string[]): Invocation | string {
   let keepDir: string | undefined;
+  const settings: Record<string, string> = {};
   let i = 0;
   for (; i < args.length && args[i].startsWith("--"); i++) {
     const arg = args[i];
     if (arg === "--") {
       i++;
       break;
+    } else if (arg === "--set" || arg.startsWith("--set=")) {
+      const setting = arg === "--set" ? args[++i] : arg.slice("--set=".length);
+      const equals = setting?.indexOf("=") ?? -1;
+      if (equals <= 0) return `--set takes NAME=VALUE, got ${setting}`;
+      settings[setting.slice(0, equals)] = setting.slice(equals + 1);
     } else if (arg === "--keep-data") {
       keepDir = DEFAULT_KEEP_DIR;
     } else if (
@@ -72,7 +82,7 @@ function parseArgs(args: string[]): Invocation | string {
   }
   const command = args.slice(i);
   if (command.length === 0) return "no command given";
-  return { keepDir, command };
+  return { keepDir, settings, command };
 }
 
 /** `postgres://user:secret@host:port/db` → `postgres://user:***@host:port/db`. */
@@ -115,12 +125,20 @@ async function main(args: string[]): Promise<number> {
   const given = Deno.env.get("DATABASE_URL");
   if (given) {
     say(`using DATABASE_URL from the environment: ${redact(given)}`);
+    if (Object.keys(invocation.settings).length) {
+      say(
+        `--set ignored: the server is not ours (${
+          Object.keys(invocation.settings).join(", ")
+        })`,
+      );
+    }
   } else {
     const started = performance.now();
     try {
       server = await startPostgres({
         dataDir: invocation.keepDir,
         handleSignals: false,
+        settings: invocation.settings,
       });
     } catch (error) {
       say(
