@@ -114,6 +114,12 @@ export interface SessionCache {
   release(ticket: Ticket | undefined): void;
   /** Drops one session at once (this store is deleting it). */
   drop(sid: string): void;
+  /**
+   * This store deleted these sessions in `transaction`: each is dropped,
+   * and a read or write of it in flight is treated as if the trigger's
+   * notification had arrived (its answer is not cached).
+   */
+  deleted(transaction: string | null, sids: readonly string[]): void;
   /** Drops every session and voids everything in flight. */
   dropAll(): void;
   /** A notification from the table's trigger. */
@@ -255,6 +261,13 @@ export function createSessionCache(limits: CacheLimits): SessionCache {
 
     drop(sid) {
       entries.delete(sid);
+    },
+
+    deleted(transaction, sids) {
+      for (const sid of sids) {
+        entries.delete(sid);
+        flights.get(sid)?.changes.push(transaction);
+      }
     },
 
     dropAll,

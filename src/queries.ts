@@ -62,13 +62,21 @@ export function isRefusedWrite(error: unknown): boolean {
  * A write's answer: rows changed, the server's clock (epoch seconds) when it
  * checked its cutoff, and its transaction's id (`null` when it changed
  * nothing), which the notify trigger sends too: the read cache tells its own
- * writes' notifications by it.
+ * writes' notifications by it. Some writes add what the cache must know of
+ * the rows they changed (`Extra`).
  */
-export type WriteResult = [
+export type WriteResult<Extra extends unknown[] = []> = [
   count: number,
   serverSeconds: number,
   transaction: string | null,
+  ...extra: Extra,
 ];
+
+/** The answer of any write, whatever it adds. */
+export type AnyWriteResult = WriteResult<unknown[]>;
+
+/** The answer of `destroyOf`, with the ids of the sessions it deleted. */
+export type DeletedWriteResult = WriteResult<[deleted: string[]]>;
 
 /** Where queries run; the store's own pool may replace its `sql` after a fault. */
 export interface Database {
@@ -123,7 +131,7 @@ export interface Queries {
     owner: string,
     except: string | null,
     cutoff: number,
-  ): Promise<WriteResult>;
+  ): Promise<DeletedWriteResult>;
   /** How many rows the table holds, and how many of them are unexpired at `now`. */
   stats(now: number): Promise<{ total: number; live: number }>;
   /**
@@ -199,12 +207,19 @@ export function statements(
   // A data-modifying CTE runs to completion before the outer SELECT reads
   // its count, so the clock is checked after the rows are written (and any
   // row lock waited for); failing there rolls the whole statement back.
-  const guarded = (write: string, cutoff: number) =>
-    `WITH w AS (${write} RETURNING 1)
+  // `returning` adds an aggregate of what the write returned (as `r`).
+  const guarded = (
+    write: string,
+    cutoff: number,
+    returning?: { value: string; aggregate: string },
+  ) =>
+    `WITH w AS (${write} RETURNING ${returning?.value ?? "1"} AS r)
 SELECT count(*)::int4, CASE WHEN clock_timestamp() < ${at(cutoff)}
   THEN extract(epoch FROM clock_timestamp())::float8
   ELSE ('${REFUSAL} at ' || clock_timestamp())::float8 END,
-  txid_current_if_assigned()::text FROM w`;
+  txid_current_if_assigned()::text${
+      returning ? `,\n  ${returning.aggregate}` : ""
+    } FROM w`;
   return {
     // The parameter (always 0) is there for postgres.js: a statement without
     // one, pipelined among the others behind PgBouncer in transaction mode,
@@ -253,9 +268,11 @@ AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
       `SELECT sid, sess::text FROM ${t} WHERE ${owner} = $1::text AND ${
         live(2)
       }`,
+    // The ids deleted, so the read cache drops them at once.
     destroyOf: guarded(
       `DELETE FROM ${t} WHERE ${owner} = $1::text AND sid IS DISTINCT FROM $2::text`,
       3,
+      { value: "sid", aggregate: "coalesce(json_agg(r), '[]')::text" },
     ),
     stats: `SELECT count(*)::float8, (count(*) FILTER (WHERE ${
       live(1)
@@ -355,7 +372,15 @@ export function createQueries(
       ][];
     },
     destroyOf(owner, except, cutoff) {
-      return run(text.destroyOf, [owner, except, cutoff]).then(written);
+      return run(text.destroyOf, [owner, except, cutoff]).then((rows) => {
+        const [count, serverSeconds, transaction, deleted] = rows[0] as [
+          number,
+          number,
+          string | null,
+          string,
+        ];
+        return [count, serverSeconds, transaction, JSON.parse(deleted)];
+      });
     },
     async stats(now) {
       const [[total, live]] = await values(text.stats, [now]);

@@ -11,6 +11,7 @@
 import type { PostgresSql } from "./types.ts";
 import type { StoreConfig } from "./options.ts";
 import {
+  type AnyWriteResult,
   createQueries,
   type Database,
   isRefusedWrite,
@@ -263,7 +264,7 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
    * server for its clock first when no recent answer told it), and learns
    * the server's clock from the answer.
    */
-  function write<T extends WriteResult | number | null>(
+  function write<T extends AnyWriteResult | number | null>(
     call: Call,
     statement: (cutoff: number) => Promise<T>,
   ): Promise<T> {
@@ -568,7 +569,13 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
           write(
             call,
             (cutoff) => queries.destroyOf(owner, except ?? null, cutoff),
-          ).then(([count]) => count);
+          ).then(([count, , transaction, deleted]) => {
+            // Its sessions leave this store's cache at once (the others'
+            // hear of them from the trigger), and whatever was read of them
+            // while they were being deleted is void.
+            if (count > 0) cache?.deleted(transaction, deleted);
+            return count;
+          });
       });
     },
 

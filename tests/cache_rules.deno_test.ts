@@ -177,3 +177,18 @@ test("payloads that are not a session's are ignored", () => {
   cache.notified("6:a:b");
   assert.equal(cache.lookup("a:b", NOW), undefined, "an id may hold colons");
 });
+
+test("sessions this store deleted (destroyOf) are dropped, and a read or write of one in flight is not cached", () => {
+  const cache = serving();
+  cache.read(cache.begin("a"), '{"v":1}', LATER);
+  cache.read(cache.begin("kept"), '{"v":1}', LATER);
+  const reading = cache.begin("b");
+  const writing = cache.begin("c");
+  cache.deleted("9", ["a", "b", "c"]);
+  cache.read(reading, '{"v":1}', LATER);
+  cache.wrote(writing, "10", { json: '{"v":2}', expire: LATER });
+  assert.equal(cachedJson(cache, "a"), undefined);
+  assert.equal(cachedJson(cache, "b"), undefined, "the read may predate it");
+  assert.equal(cachedJson(cache, "c"), undefined, "the write may predate it");
+  assert.equal(cachedJson(cache, "kept"), '{"v":1}');
+});

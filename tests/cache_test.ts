@@ -530,3 +530,69 @@ cacheTest(
     assert.ok(overtaken > 0, "a notification overtook a read in flight");
   },
 );
+
+cacheTest(
+  "destroyOf in one process: its own cache drops the sessions at once, the other's once the notification arrives",
+  async (bed) => {
+    // A's listener behind a gate that can go silent: A then hears nothing,
+    // so what it stops serving, it stops serving from destroyOf's answer.
+    const gate = await startGate(BEHIND_PGBOUNCER ? DIRECT_URL! : DATABASE_URL);
+    const listen = postgres(gate.url, { max: 1, onnotice: () => {} });
+    const a = bed.store({
+      cache: { listen },
+      userKey: "passport.user",
+    });
+    try {
+      const ada1 = sessionData({ v: 1, passport: { user: "ada" } });
+      const ada2 = sessionData({ v: 2, passport: { user: "ada" } });
+      const ada = (v: number) => v === 1 ? ada1 : ada2;
+      const bob = sessionData({ v: 1, passport: { user: "bob" } });
+      for (const [sid, value] of [["ada-1", ada(1)], ["ada-2", ada(2)]]) {
+        await a.set(sid as string, value as never);
+      }
+      await cachedInB(bed, "bob-1", bob);
+      for (const sid of ["ada-1", "ada-2"]) {
+        assert.deepEqual(
+          await bed.b.get(sid),
+          stored(sid === "ada-1" ? ada(1) : ada(2)),
+        );
+        // The owner stays, so destroyOf still finds the row; neither store
+        // hears of this change, so each serves the session from memory.
+        await bed.sneak(sid, { passport: { user: "ada" }, sneaked: true });
+      }
+      assert.deepEqual(
+        await a.get("ada-1"),
+        stored(ada(1)),
+        "A serves it from memory",
+      );
+      assert.deepEqual(
+        await bed.b.get("ada-1"),
+        stored(ada(1)),
+        "B serves it from memory",
+      );
+
+      gate.silent = true;
+      assert.equal(await a.destroyOf("ada", { except: "ada-2" }), 1);
+      assert.equal(await a.get("ada-1"), null, "A: gone at once, unheard");
+      assert.deepEqual(
+        await a.get("ada-2"),
+        stored(ada(2)),
+        "A: the session kept is still served from memory",
+      );
+      assert.equal(await bed.b.until("ada-1", null), null);
+      assert.deepEqual(
+        await bed.b.get("bob-1"),
+        stored(bob),
+        "B: bob's stays cached",
+      );
+      assert.equal(await a.destroyOf("ada"), 1);
+      assert.equal(await a.get("ada-2"), null);
+      assert.equal(await bed.b.until("ada-2", null), null);
+    } finally {
+      gate.silent = false;
+      await a.close();
+      await listen.end();
+      await gate.stop();
+    }
+  },
+);
