@@ -20,17 +20,27 @@
  *   store's own write coming back, maybe after a later write of its own).
  * - A miss is never cached: a session created elsewhere is read at once.
  * - An entry is served only while unexpired by the app's clock, as `get`
- *   reads the table, and for at most `maxAge` since it was read or written.
+ *   reads the table (by its expiry and, with `maxLifetime`, the end of its
+ *   lifetime), and for at most `maxAge` since it was read or written.
  *
  * @module
  */
 
-/** A cached session: its JSON text as the table holds it, and its expiry (epoch seconds). */
+/**
+ * A cached session: its JSON text as the table holds it, its expiry, and
+ * until when it may be served (epoch seconds).
+ */
 export interface CachedSession {
   /** The session's JSON text. */
   readonly json: string;
-  /** Its expiry, in seconds since the epoch. */
+  /** Its row's expiry, in seconds since the epoch. */
   readonly expire: number;
+  /**
+   * Until when `get` would return it: its expiry or, with `maxLifetime`,
+   * the end of its lifetime if sooner (a row connect-pg-simple touched may
+   * expire later than that).
+   */
+  readonly until: number;
 }
 
 /** A cached session with what the rules need to know of it. */
@@ -73,9 +83,12 @@ export interface Ticket {
 
 /** What a write did to its session, for the cache to follow. */
 export type WriteChange =
-  /** Wrote the whole session. */
+  /**
+   * Wrote the whole session, expiring at `expire` (as written: with
+   * `maxLifetime`, never past the end of its lifetime).
+   */
   | { json: string; expire: number }
-  /** Moved its expiry only. */
+  /** Moved its expiry only (as written). */
   | { json?: undefined; expire: number }
   /** Deleted it. */
   | null;
@@ -97,8 +110,16 @@ export interface SessionCache {
    * is sent; `undefined` while the cache is not serving.
    */
   begin(sid: string): Ticket | undefined;
-  /** A read found this row: cached unless something changed meanwhile. */
-  read(ticket: Ticket | undefined, json: string, expire: number): void;
+  /**
+   * A read found this row, to be served until `until` (its expiry unless a
+   * lifetime ends sooner): cached unless something changed meanwhile.
+   */
+  read(
+    ticket: Ticket | undefined,
+    json: string,
+    expire: number,
+    until?: number,
+  ): void;
   /**
    * A write applied in `transaction` (`null`: it changed nothing) with this
    * effect on its session.
@@ -179,7 +200,7 @@ export function createSessionCache(limits: CacheLimits): SessionCache {
       const entry = entries.get(sid);
       if (entry === undefined) return undefined;
       if (
-        entry.expire < now || performance.now() - entry.storedAt > maxAgeMs
+        entry.until < now || performance.now() - entry.storedAt > maxAgeMs
       ) {
         entries.delete(sid);
         return undefined;
@@ -199,12 +220,13 @@ export function createSessionCache(limits: CacheLimits): SessionCache {
       return { sid, log, from: log.changes.length, epoch };
     },
 
-    read(ticket, json, expire) {
+    read(ticket, json, expire, until = expire) {
       if (ticket === undefined) return;
       if (quiet(ticket, null)) {
         store(ticket.sid, {
           json,
           expire,
+          until,
           own: NONE,
           storedAt: performance.now(),
         });
@@ -231,6 +253,7 @@ export function createSessionCache(limits: CacheLimits): SessionCache {
         store(sid, {
           json: change.json,
           expire: change.expire,
+          until: change.expire,
           own,
           storedAt: performance.now(),
         });
@@ -240,6 +263,7 @@ export function createSessionCache(limits: CacheLimits): SessionCache {
         store(sid, {
           json: entry.json,
           expire: change.expire,
+          until: change.expire,
           own,
           storedAt: entry.storedAt,
         });

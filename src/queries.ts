@@ -75,6 +75,13 @@ export type WriteResult<Extra extends unknown[] = []> = [
 /** The answer of any write, whatever it adds. */
 export type AnyWriteResult = WriteResult<unknown[]>;
 
+/**
+ * The answer of a write of one session, with the expiry it wrote (epoch
+ * seconds; `null` when it changed nothing): with `maxLifetime`, capped at
+ * the end of the session's lifetime.
+ */
+export type ExpiryWriteResult = WriteResult<[expire: number | null]>;
+
 /** The answer of `destroyOf`, with the ids of the sessions it deleted. */
 export type DeletedWriteResult = WriteResult<[deleted: string[]]>;
 
@@ -94,16 +101,21 @@ export interface Queries {
   get(sid: string, now: number): Promise<string | null>;
   /**
    * Like `get`, with the session's expiry in seconds as the store wrote it
-   * (through the connection's `TimeZone`, as `to_timestamp` converts it).
+   * (through the connection's `TimeZone`, as `to_timestamp` converts it),
+   * and the end of its lifetime if sooner (with `maxLifetime`; else its
+   * expiry again): until then `get` returns it.
    */
-  getWithExpiry(sid: string, now: number): Promise<[string, number] | null>;
+  getWithExpiry(
+    sid: string,
+    now: number,
+  ): Promise<[json: string, expire: number, until: number] | null>;
   /** Upserts a session given as JSON text. */
   set(
     sid: string,
     json: string,
     expire: number,
     cutoff: number,
-  ): Promise<WriteResult>;
+  ): Promise<ExpiryWriteResult>;
   /**
    * Moves an unexpired session's expiry, unless it would move by less than
    * `touchAfter` seconds.
@@ -114,7 +126,7 @@ export interface Queries {
     now: number,
     touchAfter: number,
     cutoff: number,
-  ): Promise<WriteResult>;
+  ): Promise<ExpiryWriteResult>;
   destroy(sid: string, cutoff: number): Promise<WriteResult>;
   /** `[sid, json]` of every unexpired session. */
   all(now: number): Promise<[string, string][]>;
@@ -220,6 +232,9 @@ SELECT count(*)::int4, CASE WHEN clock_timestamp() < ${at(cutoff)}
   txid_current_if_assigned()::text${
       returning ? `,\n  ${returning.aggregate}` : ""
     } FROM w`;
+  const expireSeconds = "extract(epoch FROM expire::timestamptz)::float8";
+  // The expiry a write of one session set, for the read cache.
+  const writtenExpiry = { value: expireSeconds, aggregate: "max(r)" };
   return {
     // The parameter (always 0) is there for postgres.js: a statement without
     // one, pipelined among the others behind PgBouncer in transaction mode,
@@ -227,8 +242,12 @@ SELECT count(*)::int4, CASE WHEN clock_timestamp() < ${at(cutoff)}
     clock: "SELECT extract(epoch FROM clock_timestamp())::float8 + $1::float8",
     notify: "SELECT pg_notify($1::text, $2::text)",
     get: `SELECT sess::text FROM ${t} WHERE sid = $1 AND ${live(2)}`,
-    getWithExpiry:
-      `SELECT sess::text, extract(epoch FROM expire::timestamptz)::float8 FROM ${t}
+    getWithExpiry: `SELECT sess::text, ${expireSeconds}${
+      life
+        ? `,
+  extract(epoch FROM LEAST(expire::timestamptz, created + ${life}))::float8`
+        : ""
+    } FROM ${t}
 WHERE sid = $1 AND ${live(2)}`,
     set: guarded(
       life
@@ -242,6 +261,7 @@ ON CONFLICT (sid) DO UPDATE SET sess = excluded.sess, expire = ${
         })
 ON CONFLICT (sid) DO UPDATE SET sess = excluded.sess, expire = excluded.expire`,
       4,
+      writtenExpiry,
     ),
     touch: guarded(
       life
@@ -256,6 +276,7 @@ WHERE sid = $1 AND ${live(3)} AND (expire <= ${
         }
 AND (expire <= to_timestamp($2::float8 - $4::float8) OR expire > ${at(2)})`,
       5,
+      writtenExpiry,
     ),
     destroy: guarded(`DELETE FROM ${t} WHERE sid = $1`, 2),
     all: `SELECT sid, sess::text FROM ${t} WHERE ${live(1)}`,
@@ -325,6 +346,7 @@ export function createQueries(
   const firstValue = (rows: unknown[][]) =>
     rows.length ? rows[0][0] as string : null;
   const written = (rows: unknown[][]) => rows[0] as WriteResult;
+  const writtenExpiry = (rows: unknown[][]) => rows[0] as ExpiryWriteResult;
 
   return {
     clock() {
@@ -337,16 +359,22 @@ export function createQueries(
       return run(text.get, [sid, now]).then(firstValue);
     },
     getWithExpiry(sid, now) {
-      return run(text.getWithExpiry, [sid, now]).then((rows) =>
-        rows.length ? [rows[0][0] as string, rows[0][1] as number] : null
-      );
+      return run(text.getWithExpiry, [sid, now]).then((rows) => {
+        if (!rows.length) return null;
+        const [json, expire, until = expire] = rows[0] as [
+          string,
+          number,
+          number?,
+        ];
+        return [json, expire, until];
+      });
     },
     set(sid, json, expire, cutoff) {
-      return run(text.set, [sid, json, expire, cutoff]).then(written);
+      return run(text.set, [sid, json, expire, cutoff]).then(writtenExpiry);
     },
     touch(sid, expire, now, touchAfter, cutoff) {
       return run(text.touch, [sid, expire, now, touchAfter, cutoff]).then(
-        written,
+        writtenExpiry,
       );
     },
     destroy(sid, cutoff) {

@@ -16,7 +16,6 @@ import {
   type Database,
   isRefusedWrite,
   type Queries,
-  type WriteResult,
 } from "./queries.ts";
 import {
   alterTable,
@@ -291,25 +290,25 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
   function destroyRow(call: Call, sid: string): Promise<void> {
     cache?.drop(sid);
     const send = (cutoff: number) => queries.destroy(sid, cutoff);
-    return write(call, cache ? tracked(sid, send, null) : send).then(
+    return write(call, cache ? tracked(sid, send, () => null) : send).then(
       () => {},
     );
   }
 
   /**
    * A write statement that tells the cache about its session: in flight from
-   * just before it is sent, then what it did (`change`) and in which
-   * transaction.
+   * just before it is sent, then what it did (`change`, from its answer) and
+   * in which transaction.
    */
-  function tracked(
+  function tracked<R extends AnyWriteResult>(
     sid: string,
-    send: (cutoff: number) => Promise<WriteResult>,
-    change: WriteChange,
-  ): (cutoff: number) => Promise<WriteResult> {
+    send: (cutoff: number) => Promise<R>,
+    change: (result: R) => WriteChange,
+  ): (cutoff: number) => Promise<R> {
     return (cutoff) => {
       const ticket = cache!.begin(sid);
       return send(cutoff).then((result) => {
-        cache!.wrote(ticket, result[0] > 0 ? result[2] : null, change);
+        cache!.wrote(ticket, result[0] > 0 ? result[2] : null, change(result));
         return result;
       }, (error) => {
         cache!.failed(ticket, sid);
@@ -337,7 +336,10 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
           cache!.release(ticket);
           return row === null ? null : destroyRow(call, sid).then(() => null);
         }
-        cache!.read(ticket, row![0], row![1]);
+        // Served from memory until the row's expiry or, with maxLifetime,
+        // the end of the session's lifetime, whichever comes first: the
+        // rule get applies to the table.
+        cache!.read(ticket, row![0], row![1], row![2]);
         return session;
       }, (error) => {
         cache!.release(ticket);
@@ -483,7 +485,12 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
         return (call) =>
           write(
             call,
-            cache ? tracked(sid, send, { json, expire: at }) : send,
+            cache
+              ? tracked(sid, send, ([, , , written]) => ({
+                json,
+                expire: written ?? at,
+              }))
+              : send,
           )
             .then(() => {}, (error) => {
               throw sidTooLong(sid, error) ?? error;
@@ -517,7 +524,11 @@ export function openSessionTable<S>(config: StoreConfig): SessionTable<S> {
         return (call) =>
           write(
             call,
-            cache ? tracked(sid, send, { expire }) : send,
+            cache
+              ? tracked(sid, send, ([, , , written]) => ({
+                expire: written ?? expire,
+              }))
+              : send,
           ).then(() => {});
       });
     },

@@ -192,3 +192,10 @@ test("sessions this store deleted (destroyOf) are dropped, and a read or write o
   assert.equal(cachedJson(cache, "c"), undefined, "the write may predate it");
   assert.equal(cachedJson(cache, "kept"), '{"v":1}');
 });
+
+test("a read is served until its lifetime ends, even when its row expires later", () => {
+  const cache = serving();
+  cache.read(cache.begin("s"), '{"v":1}', LATER, NOW + 10);
+  assert.equal(cache.lookup("s", NOW + 10)?.expire, LATER);
+  assert.equal(cache.lookup("s", NOW + 11), undefined);
+});

@@ -359,3 +359,49 @@ storeTest(
   }),
   { skip: needsListen },
 );
+
+storeTest(
+  "with maxLifetime a cached session is served no longer than get would read it: a row read from the table, a row the store wrote",
+  withCache(async (bed, cache) => {
+    const store = bed.store({
+      cache,
+      createTableIfMissing: true,
+      maxLifetime: 4,
+    });
+    await store.get("warm-up"); // adds created and the triggers
+    // A row whose expire is a day away but whose lifetime ends in about 3 s
+    // (as connect-pg-simple leaves it after a touch), and one the store
+    // rewrites: its write caps the expiry at the lifetime's end.
+    for (const sid of ["read", "written"]) {
+      await bed.sql.unsafe(
+        `INSERT INTO ${bed.table} (sid, sess, expire, created)
+         VALUES ($1, '{"v":1}', now() + interval '1 day', now() - interval '1 s')`,
+        [sid],
+      );
+    }
+    await store.set("written", sessionData({ v: 2 }, 86400));
+    assert.equal((await store.get("read") as { v?: number })?.v, 1);
+    for (const sid of ["read", "written"]) {
+      await sneak(bed, sid, { sneaked: true });
+    }
+    assert.equal(
+      (await store.get("read") as { v?: number })?.v,
+      1,
+      "the read row is served from memory",
+    );
+    assert.equal(
+      (await store.get("written") as { v?: number })?.v,
+      2,
+      "the written row is served from memory",
+    );
+    // maxAge is 60 s: only the lifetime can end them this soon.
+    for (const sid of ["read", "written"]) {
+      await readUntil(
+        () => store.get(sid),
+        (s) => s === null,
+        `${sid}: not served past the end of its lifetime`,
+      );
+    }
+  }),
+  { skip: needsListen },
+);
