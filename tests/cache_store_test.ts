@@ -405,3 +405,32 @@ storeTest(
   }),
   { skip: needsListen },
 );
+
+storeTest(
+  "sessionsOf reads the table, never the cache",
+  withCache(async (bed, cache) => {
+    const store = bed.store({
+      cache,
+      createTableIfMissing: true,
+      userKey: "passport.user",
+    });
+    await store.set("s1", sessionData({ passport: { user: "ada" } }));
+    assert.deepEqual(
+      (await store.sessionsOf("ada")).map((s) => s.id),
+      ["s1"],
+    );
+    await sneak(bed, "s1", { passport: { user: "bob" } });
+    assert.equal(
+      (await store.get("s1") as { passport?: { user?: string } })?.passport
+        ?.user,
+      "ada",
+      "get serves the cached session",
+    );
+    assert.deepEqual(await store.sessionsOf("ada"), []);
+    assert.deepEqual(await store.sessionsOf("bob"), [{
+      passport: { user: "bob" },
+      id: "s1",
+    }]);
+  }),
+  { skip: needsListen },
+);
