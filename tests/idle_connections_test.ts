@@ -66,7 +66,8 @@ storeTest(
 storeTest(
   "calls at the edge of the server's idle_session_timeout succeed",
   async ({ store, sql: admin }) => {
-    const [{ version }] = await admin`SHOW server_version_num`;
+    const [{ server_version_num: version }] =
+      await admin`SHOW server_version_num`;
     if (Number(version) < 140000) return; // idle_session_timeout is PostgreSQL 14+
     const sql = postgres(DATABASE_URL, {
       max: 1,
