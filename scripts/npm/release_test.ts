@@ -38,6 +38,21 @@ function exec(
   return result;
 }
 
+/** Every docs/ page the README links to is in the package, so its links work. */
+function assertReadmeLinksPublished(files: string[]): void {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const linked = [...readme.matchAll(/\]\((docs\/[^)#\s]+)/g)].map(([, path]) =>
+    path
+  );
+  assert.ok(linked.length > 0, "the README links to docs/");
+  for (const path of linked) {
+    assert.ok(
+      files.includes(path),
+      `${path}, linked from the README, is published`,
+    );
+  }
+}
+
 test("npm publish --dry-run takes the built package as it is, with what it needs", () => {
   const pkg = buildNpm();
   const { status, stdout, stderr } = exec(
@@ -83,10 +98,11 @@ test("npm publish --dry-run takes the built package as it is, with what it needs
     "the Hono adapter is the ./hono subpath, for import and require",
   );
   assert.deepEqual(
-    files.filter((file) => !/^(esm|cjs)\/|^[^/]+$/.test(file)),
+    files.filter((file) => !/^(esm|cjs|docs)\/|^[^/]+$/.test(file)),
     [],
-    "nothing outside esm/, cjs/ and the top-level files",
+    "nothing outside esm/, cjs/, docs/ and the top-level files",
   );
+  assertReadmeLinksPublished(files);
   assert.deepEqual(
     files.filter((file) => /\.ts$/.test(file) && !/\.d\.ts$/.test(file)),
     [],
@@ -129,9 +145,10 @@ test("deno publish --dry-run passes, publishing the module and nothing else", ()
     ]
   ) assert.ok(files.includes(file), `${file} is published:\n${output}`);
   assert.deepEqual(
-    files.filter((file) => /^(tests|scripts|\.github|npm|docs)\//.test(file)),
+    files.filter((file) => /^(tests|scripts|\.github|npm)\//.test(file)),
     [],
   );
+  assertReadmeLinksPublished(files);
 });
 
 test("the GitHub workflows pass action-validator", () => {
