@@ -25,6 +25,7 @@ import { parseArgs } from "node:util";
 import session from "express-session";
 import connectPostgresSimple from "../../mod.ts";
 import { startPostgres } from "../postgres/server.ts";
+import { LatencyHistogram } from "./histogram.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -63,16 +64,15 @@ function sessionAt(worker: number, v: number): session.SessionData {
 
 interface Minute {
   ops: number;
-  latencies: number[];
+  latencies: LatencyHistogram;
   errors: Map<string, number>;
 }
 
-const newMinute = (): Minute => ({ ops: 0, latencies: [], errors: new Map() });
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-}
+const newMinute = (): Minute => ({
+  ops: 0,
+  latencies: new LatencyHistogram(),
+  errors: new Map(),
+});
 
 const server = await startPostgres({ handleSignals: true });
 process.env.DATABASE_URL = server.url;
@@ -120,7 +120,7 @@ async function worker(w: number): Promise<void> {
         await store.touch(sid, sessionAt(w, known));
       }
       current.ops++;
-      current.latencies.push(performance.now() - started);
+      current.latencies.add(performance.now() - started);
     } catch (error) {
       record(error);
     }
@@ -151,13 +151,12 @@ for (let minute = 1; minute <= minutes; minute++) {
   gc?.();
   const memory = process.memoryUsage();
   rss.push(memory.rss / 2 ** 20);
-  const sorted = done.latencies.sort((a, b) => a - b);
   const errors = [...done.errors].map(([k, v]) => `${k}×${v}`).join(" ") ||
     "0";
   console.log(
     `${minute} | ${(done.ops / 60).toFixed(0)} | ${
-      percentile(sorted, 0.5).toFixed(2)
-    } | ${percentile(sorted, 0.99).toFixed(2)} | ${errors} | ${
+      done.latencies.percentile(0.5).toFixed(2)
+    } | ${done.latencies.percentile(0.99).toFixed(2)} | ${errors} | ${
       rss.at(-1)!.toFixed(1)
     } | ${(memory.heapUsed / 2 ** 20).toFixed(1)}`,
   );
@@ -186,7 +185,7 @@ await server.stop();
 
 const window = Math.min(5, Math.floor(minutesDone.length / 2));
 const p99Of = (list: Minute[]) =>
-  percentile(list.flatMap((m) => m.latencies).sort((a, b) => a - b), 0.99);
+  list[0].latencies.percentile(0.99, list.slice(1).map((m) => m.latencies));
 const firstP99 = p99Of(minutesDone.slice(0, window));
 const lastP99 = p99Of(minutesDone.slice(-window));
 const settled = rss.slice(Math.min(2, rss.length - 1));
