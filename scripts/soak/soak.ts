@@ -7,6 +7,7 @@
  * ```sh
  * deno task soak --minutes 30        # the release check
  * deno task soak --minutes 3 --restart-every 40
+ * deno task soak --minutes 6 --pool-max 32   # no statement ever pipelined
  * ```
  *
  * A request is a `get`, then a `set` (one request in ten, a new version of
@@ -34,6 +35,7 @@ const { values } = parseArgs({
     "restart-every": { type: "string", default: "120" },
     concurrency: { type: "string", default: "32" },
     sessions: { type: "string", default: "200" },
+    "pool-max": { type: "string" },
   },
 });
 const minutes = Number(values.minutes);
@@ -75,7 +77,11 @@ const newMinute = (): Minute => ({
 });
 
 const server = await startPostgres({ handleSignals: true });
-process.env.DATABASE_URL = server.url;
+// `--pool-max N`: the store's own pool's `max` (postgres.js's default is 10).
+const poolMax = values["pool-max"];
+process.env.DATABASE_URL = poolMax === undefined
+  ? server.url
+  : `${server.url}?max=${Number(poolMax)}`;
 console.log(
   `soak: PostgreSQL ${server.version} on port ${server.port}; ${minutes} min, concurrency ${concurrency}, restart every ${
     restartEveryMs / 1000
