@@ -26,7 +26,6 @@
  * @module
  */
 import process from "node:process";
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import {
@@ -38,6 +37,7 @@ import {
 } from "./measure.ts";
 import { usersBench } from "./users.ts";
 import {
+  fillSessionTable,
   makeSessions,
   openSubject,
   POOL_SIZE,
@@ -94,29 +94,9 @@ if (!url) {
 
 const admin = postgres(url, { max: 1, onnotice: () => {} });
 const schema = `bench_${process.pid}`;
-const table = `"${schema}"."session"`;
-const tableSql = readFileSync(
-  new URL("../../table.sql", import.meta.url),
-  "utf8",
-);
 
 async function setUp(sessions: SessionSet): Promise<ServerCpu | undefined> {
-  await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await admin.unsafe(`CREATE SCHEMA "${schema}"`);
-  await admin.unsafe(tableSql.replaceAll('"session"', table));
-  await admin.unsafe(
-    `INSERT INTO ${table} (sid, sess, expire)
-     SELECT sid, sess::json, to_timestamp(expire)
-     FROM unnest($1::text[], $2::text[], $3::float8[]) AS t(sid, sess, expire)`,
-    [
-      sessions.sids,
-      sessions.sessions.map((s) => JSON.stringify(s)),
-      sessions.sessions.map((s) =>
-        Math.ceil(new Date(s.cookie.expires!).valueOf() / 1000)
-      ),
-    ],
-  );
-  await admin.unsafe(`VACUUM ANALYZE ${table}`);
+  await fillSessionTable(admin, schema, sessions);
   const [{ pid }] = await admin`SELECT pg_backend_pid() AS pid`;
   return localServerCpu(pid);
 }

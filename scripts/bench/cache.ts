@@ -43,6 +43,7 @@ import {
   type ServerCpu,
 } from "./measure.ts";
 import {
+  fillSessionTable,
   makeSessions,
   type OpenSubject,
   openSubject,
@@ -137,28 +138,8 @@ async function setUp(sessions: SessionSet): Promise<ServerCpu | undefined> {
   return localServerCpu(pid);
 }
 
-async function fillTable(name: string, sessions: SessionSet): Promise<void> {
-  const table = `"${name}"."session"`;
-  await admin.unsafe(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
-  await admin.unsafe(`CREATE SCHEMA "${name}"`);
-  const tableSql = readFileSync(
-    new URL("../../table.sql", import.meta.url),
-    "utf8",
-  );
-  await admin.unsafe(tableSql.replaceAll('"session"', table));
-  await admin.unsafe(
-    `INSERT INTO ${table} (sid, sess, expire)
-     SELECT sid, sess::json, to_timestamp(expire)
-     FROM unnest($1::text[], $2::text[], $3::float8[]) AS t(sid, sess, expire)`,
-    [
-      sessions.sids,
-      sessions.sessions.map((s) => JSON.stringify(s)),
-      sessions.sessions.map((s) =>
-        Math.ceil(new Date(s.cookie.expires!).valueOf() / 1000)
-      ),
-    ],
-  );
-  await admin.unsafe(`VACUUM ANALYZE ${table}`);
+function fillTable(name: string, sessions: SessionSet): Promise<void> {
+  return fillSessionTable(admin, name, sessions);
 }
 
 async function open(role: Role, redis: RedisServer | undefined) {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import postgres from "postgres";
 import pg from "pg";
 import session from "express-session";
@@ -266,3 +267,35 @@ export const WORKLOADS: Record<string, Workload> = {
     else await s.touch(set.sids[i], set.fresh(i));
   },
 };
+
+/**
+ * Recreates schema `schema` with table.sql's `"session"` table in it, filled
+ * with `sessions` (each expiring with its cookie) and analyzed.
+ */
+export async function fillSessionTable(
+  admin: postgres.Sql,
+  schema: string,
+  sessions: SessionSet,
+): Promise<void> {
+  const table = `"${schema}"."session"`;
+  const tableSql = readFileSync(
+    new URL("../../table.sql", import.meta.url),
+    "utf8",
+  );
+  await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await admin.unsafe(`CREATE SCHEMA "${schema}"`);
+  await admin.unsafe(tableSql.replaceAll('"session"', table));
+  await admin.unsafe(
+    `INSERT INTO ${table} (sid, sess, expire)
+     SELECT sid, sess::json, to_timestamp(expire)
+     FROM unnest($1::text[], $2::text[], $3::float8[]) AS t(sid, sess, expire)`,
+    [
+      sessions.sids,
+      sessions.sessions.map((s) => JSON.stringify(s)),
+      sessions.sessions.map((s) =>
+        Math.ceil(new Date(s.cookie.expires!).valueOf() / 1000)
+      ),
+    ],
+  );
+  await admin.unsafe(`VACUUM ANALYZE ${table}`);
+}
