@@ -29,11 +29,13 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import {
+  fmt,
   localServerCpu,
   measure,
   median,
   type Sample,
   type ServerCpu,
+  spread,
 } from "./measure.ts";
 import { usersBench } from "./users.ts";
 import {
@@ -149,23 +151,6 @@ function kindOf(role: Role, workload: string): SubjectKind {
   if (role === "cps") return "connect-pg-simple";
   if (role === "store") return touchAfter ? "store, touchAfter 60" : "store";
   return touchAfter ? "floor, touchAfter 60" : "floor";
-}
-
-const fmt = {
-  int: (n: number) =>
-    Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a",
-  ms: (n: number) => Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : "n/a",
-  us: (n: number | undefined) =>
-    n !== undefined && Number.isFinite(n) ? n.toFixed(1) : "n/a",
-  ratio: (n: number) => Number.isFinite(n) ? n.toFixed(2) : "n/a",
-};
-
-/** `median (min–max)` of some values. */
-function spread(values: number[], show: (n: number) => string): string {
-  if (values.length < 2) return show(values[0]);
-  return `${show(median(values))} (${show(Math.min(...values))}–${
-    show(Math.max(...values))
-  })`;
 }
 
 interface Cell {

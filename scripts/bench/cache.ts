@@ -35,12 +35,14 @@ import connectPostgresSimple from "../../mod.ts";
 import { alterTable } from "../../src/schema.ts";
 import { resolveTableNames } from "../../src/names.ts";
 import {
+  fmt,
   localServerCpu,
   measure,
   median,
   processCpu,
   type Sample,
   type ServerCpu,
+  spread,
 } from "./measure.ts";
 import {
   fillSessionTable,
@@ -400,22 +402,6 @@ async function cacheMemory(): Promise<string> {
   } finally {
     await store.close();
   }
-}
-
-const fmt = {
-  int: (n: number) =>
-    Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a",
-  ms: (n: number) => Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : "n/a",
-  us: (n: number | undefined) =>
-    n !== undefined && Number.isFinite(n) ? n.toFixed(1) : "n/a",
-  ratio: (n: number) => Number.isFinite(n) ? n.toFixed(2) : "n/a",
-};
-
-function spread(values: number[], show: (n: number) => string): string {
-  if (values.length < 2) return show(values[0]);
-  return `${show(median(values))} (${show(Math.min(...values))}–${
-    show(Math.max(...values))
-  })`;
 }
 
 function percentile(values: number[], p: number): number {

@@ -234,3 +234,25 @@ export function median(values: number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
+
+/** Number formats of the bench tables; `n/a` for what was not measured. */
+export const fmt = {
+  int: (n: number): string =>
+    Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a",
+  ms: (n: number): string =>
+    Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : "n/a",
+  us: (n: number | undefined): string =>
+    n !== undefined && Number.isFinite(n) ? n.toFixed(1) : "n/a",
+  ratio: (n: number): string => Number.isFinite(n) ? n.toFixed(2) : "n/a",
+};
+
+/** `median (min–max)` of some values, each shown with `show`. */
+export function spread(
+  values: number[],
+  show: (n: number) => string,
+): string {
+  if (values.length < 2) return show(values[0]);
+  return `${show(median(values))} (${show(Math.min(...values))}–${
+    show(Math.max(...values))
+  })`;
+}
