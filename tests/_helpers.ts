@@ -37,6 +37,16 @@ export const DATABASE_URL: string = (() => {
  */
 export const BEHIND_PGBOUNCER: boolean = process.env.PG_PREPARE === "false";
 
+/**
+ * Why a test that stops or restarts the server under load is skipped under
+ * Bun: there postgres.js 3.4.9 can throw an uncaught `TypeError: null is not
+ * an object (evaluating 'socket.write')` from a write it scheduled
+ * (`nextWrite` in its connection.js) on a connection the restart closed
+ * (seen in CI; docs/frameworks.md). `false` elsewhere.
+ */
+export const BUN_RESTART_DEFECT: string | false = "Bun" in globalThis &&
+  "postgres.js can throw an uncaught TypeError under Bun when the server restarts under load";
+
 /** The store class under test. */
 export const PostgresStoreClass: ReturnType<typeof connectPostgresSimple> =
   connectPostgresSimple(

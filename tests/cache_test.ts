@@ -33,6 +33,9 @@ import { type ChildResult, sibling, spawnScript } from "./_spawn.ts";
 import { PgStoreClass } from "./_compat.ts";
 import pg from "pg";
 
+/** Whether the suite runs under Bun (the children run under it too). */
+const UNDER_BUN = "Bun" in globalThis;
+
 const CHILD = sibling("./_cache_child", import.meta.url);
 const DIRECT_URL = process.env.DIRECT_DATABASE_URL;
 /** How long a notification may take to arrive, at most, on a loaded CI machine. */
@@ -430,8 +433,16 @@ cacheTest(
     const { exit, report } = await b.close();
     assert.equal(exit.code, 0, exit.stderr);
     assert.deepEqual(report.rejections, []);
-    assert.equal(report.errors.length, 1, report.errors.join("\n"));
-    assert.match(report.errors[0], /lost its listening connection/);
+    // One log line when a first attempt to listen again fails. Under Bun,
+    // postgres.js may wait for the gate instead of failing that attempt, so
+    // there may be none.
+    assert.ok(
+      report.errors.length === 1 || (UNDER_BUN && report.errors.length === 0),
+      report.errors.join("\n"),
+    );
+    for (const error of report.errors) {
+      assert.match(error, /lost its listening connection/);
+    }
   },
   { gate: true },
 );

@@ -23,7 +23,7 @@ import {
   postgresUrl,
   startPostgres,
 } from "../scripts/postgres/server.ts";
-import { sessionData, uniqueName } from "./_helpers.ts";
+import { BUN_RESTART_DEFECT, sessionData, uniqueName } from "./_helpers.ts";
 import {
   CALL_BOUND_MS,
   type Load,
@@ -137,7 +137,9 @@ test("backends terminated every 2 s for 20 s under load", async () => {
   });
 });
 
-test("a crash (immediate stop) and start under load", async () => {
+test("a crash (immediate stop) and start under load", {
+  skip: BUN_RESTART_DEFECT,
+}, async () => {
   await underLoad("crash and start", async ({ server, load }) => {
     await server.crash();
     await server.start();
@@ -147,7 +149,7 @@ test("a crash (immediate stop) and start under load", async () => {
   });
 });
 
-test("a restart under load", async () => {
+test("a restart under load", { skip: BUN_RESTART_DEFECT }, async () => {
   await underLoad("restart", async ({ server, load }) => {
     await server.restart();
     const back = performance.now();
@@ -156,7 +158,9 @@ test("a restart under load", async () => {
   });
 });
 
-test("a restart while the app is idle: the next calls succeed", async () => {
+test("a restart while the app is idle: the next calls succeed", {
+  skip: BUN_RESTART_DEFECT,
+}, async () => {
   const server = await startPostgres();
   const unhandled = watchUnhandled();
   const table = uniqueName("idle");
@@ -193,63 +197,71 @@ test("a restart while the app is idle: the next calls succeed", async () => {
   }
 });
 
-test("a database that is down when the app starts: calls fail in time, then work once it is up", async () => {
-  const port = await freePort();
-  const unhandled = watchUnhandled();
-  const table = uniqueName("late");
-  const { sql, stores } = twoStores(postgresUrl(port), table);
-  let server: PostgresServer | undefined;
-  try {
-    for (const [s, store] of stores.entries()) {
-      const calls = await Promise.all([
-        track(STORE_NAMES[s], "get", (cb) => store.get("a", cb)),
-        track(STORE_NAMES[s], "set", (cb) => store.set("a", sessionData(), cb)),
-        track(
-          STORE_NAMES[s],
-          "touch",
-          (cb) => store.touch("a", sessionData(), cb),
-        ),
-        track(STORE_NAMES[s], "length", (cb) => store.length(cb)),
-      ]);
-      for (const call of calls) {
-        assert.equal(
-          (call.error as { code?: string } | undefined)?.code,
-          "CALL_TIMEOUT",
-          `${call.op} gives up when its time is up`,
-        );
-        assert.match(String(call.error), /ECONNREFUSED/, "and says why");
-        assert.equal(call.late, false, `${call.op} fails in time`);
+test(
+  "a database that is down when the app starts: calls fail in time, then work once it is up",
+  { skip: BUN_RESTART_DEFECT },
+  async () => {
+    const port = await freePort();
+    const unhandled = watchUnhandled();
+    const table = uniqueName("late");
+    const { sql, stores } = twoStores(postgresUrl(port), table);
+    let server: PostgresServer | undefined;
+    try {
+      for (const [s, store] of stores.entries()) {
+        const calls = await Promise.all([
+          track(STORE_NAMES[s], "get", (cb) => store.get("a", cb)),
+          track(
+            STORE_NAMES[s],
+            "set",
+            (cb) => store.set("a", sessionData(), cb),
+          ),
+          track(
+            STORE_NAMES[s],
+            "touch",
+            (cb) => store.touch("a", sessionData(), cb),
+          ),
+          track(STORE_NAMES[s], "length", (cb) => store.length(cb)),
+        ]);
+        for (const call of calls) {
+          assert.equal(
+            (call.error as { code?: string } | undefined)?.code,
+            "CALL_TIMEOUT",
+            `${call.op} gives up when its time is up`,
+          );
+          assert.match(String(call.error), /ECONNREFUSED/, "and says why");
+          assert.equal(call.late, false, `${call.op} fails in time`);
+        }
       }
-    }
 
-    server = await startPostgres({ port });
+      server = await startPostgres({ port });
 
-    for (const [s, store] of stores.entries()) {
-      const data = sessionData({ s });
-      const set = await track(
-        STORE_NAMES[s],
-        "set",
-        (cb) => store.set(`sid${s}`, data, cb),
+      for (const [s, store] of stores.entries()) {
+        const data = sessionData({ s });
+        const set = await track(
+          STORE_NAMES[s],
+          "set",
+          (cb) => store.set(`sid${s}`, data, cb),
+        );
+        assert.equal(set.error, undefined, `set after start: ${set.error}`);
+        assert.deepEqual(
+          await store.get(`sid${s}`),
+          JSON.parse(JSON.stringify(data)),
+        );
+      }
+      const [{ exists }] =
+        await sql`SELECT to_regclass(${`"${table}"`}) IS NOT NULL AS exists`;
+      assert.equal(
+        exists,
+        true,
+        "createTableIfMissing made the table once the database was up",
       );
-      assert.equal(set.error, undefined, `set after start: ${set.error}`);
-      assert.deepEqual(
-        await store.get(`sid${s}`),
-        JSON.parse(JSON.stringify(data)),
-      );
+      assert.equal(await stores[1].length(), 2);
+      assert.deepEqual(unhandled.seen, [], "no unhandled rejection");
+    } finally {
+      unhandled.stop();
+      await Promise.allSettled(stores.map((store) => store.close()));
+      await sql.end({ timeout: 1 });
+      await server?.stop();
     }
-    const [{ exists }] =
-      await sql`SELECT to_regclass(${`"${table}"`}) IS NOT NULL AS exists`;
-    assert.equal(
-      exists,
-      true,
-      "createTableIfMissing made the table once the database was up",
-    );
-    assert.equal(await stores[1].length(), 2);
-    assert.deepEqual(unhandled.seen, [], "no unhandled rejection");
-  } finally {
-    unhandled.stop();
-    await Promise.allSettled(stores.map((store) => store.close()));
-    await sql.end({ timeout: 1 });
-    await server?.stop();
-  }
-});
+  },
+);
